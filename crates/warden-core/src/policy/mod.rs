@@ -1,0 +1,66 @@
+//! Policies: what turns an [`AuthzRequest`] into a [`Decision`].
+//!
+//! Implement [`Policy`] for your own type, or use a closure ([`policy_fn`],
+//! [`async_policy_fn`]), any `tower::Service<AuthzRequest>` ([`ServicePolicy`]), the built-ins
+//! ([`AllowAll`], [`DenyAll`]) and the combinators ([`AllOf`], [`AnyOf`], [`FirstApplicable`]).
+//!
+//! A policy that decides from memory answers [`Answer::Ready`]: no allocation, no extra poll.
+//! One that must wait on I/O answers [`Answer::Pending`]. Errors deny: enforcement never lets a
+//! call through on an error, a timeout or a panic.
+//!
+//! ```
+//! use warden_core::{AuthzRequest, Claims, Effect, Operation, OperationKind, Policy};
+//! use warden_core::policy::{AllowAll, AnyOf, DenyAll, FirstApplicable};
+//!
+//! let policy = FirstApplicable::new("first", vec![DenyAll::new().shared(), AllowAll::new().shared()]);
+//! let request = AuthzRequest::new(Claims::anonymous(), Operation::new(OperationKind::Read, "s", "m"));
+//! assert_eq!(policy.evaluate(&request).now().unwrap().unwrap().effect(), Effect::Deny);
+//! ```
+
+mod basic;
+mod combine;
+mod error;
+mod func;
+mod service;
+
+use std::sync::Arc;
+
+pub use basic::{AllowAll, DenyAll};
+pub use combine::{AllOf, AnyOf, FirstApplicable};
+pub use error::{PolicyError, PolicyErrorKind};
+pub use func::{AsyncPolicyFn, PolicyFn, async_policy_fn, policy_fn};
+pub use service::ServicePolicy;
+
+use crate::{Answer, AuthzRequest, Decision};
+
+/// The answer of a policy: a decision, or an error that enforcement turns into a denial.
+pub type Evaluation = Answer<Result<Decision, PolicyError>>;
+
+/// A policy shared between layers and tasks.
+pub type SharedPolicy = Arc<dyn Policy>;
+
+/// Decides whether a subject may perform an operation.
+pub trait Policy: Send + Sync + 'static {
+    /// Evaluates `request`. Cheap policies answer [`Answer::Ready`].
+    fn evaluate(&self, request: &AuthzRequest) -> Evaluation;
+
+    /// Wraps the policy for sharing.
+    fn shared(self) -> SharedPolicy
+    where
+        Self: Sized,
+    {
+        Arc::new(self)
+    }
+}
+
+impl<P: Policy + ?Sized> Policy for Arc<P> {
+    fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
+        (**self).evaluate(request)
+    }
+}
+
+impl<P: Policy + ?Sized> Policy for Box<P> {
+    fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
+        (**self).evaluate(request)
+    }
+}

@@ -1,0 +1,152 @@
+//! The response body of Warden's layers: the inner service's body, or a refusal's.
+
+use std::{
+    pin::Pin,
+    sync::{Arc, OnceLock},
+    task::{Context, Poll, ready},
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::rejection::Rejection;
+
+pin_project! {
+    /// The body of a response that passed through Warden: the inner service's body, or the
+    /// fixed body of a refusal.
+    ///
+    /// When a later message of a client stream is denied after the handler started, the call
+    /// still ends with that denial: the status in the trailers is replaced, whatever the
+    /// handler answered.
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: Kind<B>,
+        stream_denial: Option<Arc<StreamDenial>>,
+        trailers_sent: bool,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Full { data: Option<Bytes> },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn inner(body: B) -> Self {
+        Self {
+            kind: Kind::Inner { body },
+            stream_denial: None,
+            trailers_sent: false,
+        }
+    }
+
+    pub(crate) fn full(data: Bytes) -> Self {
+        Self {
+            kind: Kind::Full {
+                data: (!data.is_empty()).then_some(data),
+            },
+            stream_denial: None,
+            trailers_sent: false,
+        }
+    }
+
+    pub(crate) fn watching(mut self, denial: Arc<StreamDenial>) -> Self {
+        self.stream_denial = Some(denial);
+        self
+    }
+}
+
+impl<B> std::fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody").finish_non_exhaustive()
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        match this.kind.project() {
+            KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            KindProj::Inner { body } => {
+                let frame = ready!(body.poll_frame(cx));
+                let Some(denial) = this.stream_denial.as_ref().and_then(|d| d.get()) else {
+                    return Poll::Ready(frame);
+                };
+                match frame {
+                    Some(Ok(frame)) if frame.is_trailers() => {
+                        let mut trailers = frame.into_trailers().unwrap_or_default();
+                        overwrite_status(&mut trailers, denial);
+                        *this.trailers_sent = true;
+                        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                    }
+                    None if !*this.trailers_sent => {
+                        *this.trailers_sent = true;
+                        let mut trailers = HeaderMap::new();
+                        overwrite_status(&mut trailers, denial);
+                        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                    }
+                    other => Poll::Ready(other),
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => {
+                body.is_end_stream()
+                    && (self.trailers_sent
+                        || self
+                            .stream_denial
+                            .as_ref()
+                            .is_none_or(|d| d.get().is_none()))
+            }
+            Kind::Full { data } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+        }
+    }
+}
+
+fn overwrite_status(trailers: &mut HeaderMap, denial: &Rejection) {
+    let response = crate::rejection::grpc_trailers_only(denial.code(), denial.message());
+    for name in ["grpc-status", "grpc-message"] {
+        match response.headers().get(name) {
+            Some(value) => {
+                trailers.insert(name, value.clone());
+            }
+            None => {
+                trailers.remove(name);
+            }
+        }
+    }
+    trailers.remove("grpc-status-details-bin");
+    trailers
+        .entry("grpc-status")
+        .or_insert_with(|| HeaderValue::from_static("7"));
+}
+
+/// The first denial of a later stream message, shared by the request body that found it and
+/// the response body that reports it.
+pub(crate) type StreamDenial = OnceLock<Rejection>;

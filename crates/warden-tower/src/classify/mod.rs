@@ -1,0 +1,721 @@
+//! Classification: what does this call do?
+//!
+//! [`ClassifyLayer`] parses the method path strictly, reads the first request message (bounded,
+//! decompressed when `grpc-encoding` says so), decodes it through the [`OperationMap`] and puts
+//! the resulting [`Operation`] (as `Arc<Operation>`) and a [`RequestContext`] in the request
+//! extensions for the layers below. The bytes it read are replayed unchanged to the inner
+//! service. For client streams, every later message is decoded and authorized as it arrives.
+//!
+//! Calls it cannot classify are refused here, before any handler runs: a malformed path or
+//! frame (`INVALID_ARGUMENT`), a message over the limit (`RESOURCE_EXHAUSTED`), an encoding or
+//! codec it cannot read (`UNIMPLEMENTED`), HTTP/1.1 or a non-gRPC content type on a gRPC route
+//! (HTTP 426 or 415).
+//!
+//! ```
+//! use warden_core::OperationKind;
+//! use warden_tower::{ClassifyLayer, map::OperationMap};
+//!
+//! let map = OperationMap::builder()
+//!     .method("/pkg.Jobs/Cancel", OperationKind::Cancel)
+//!     .build()
+//!     .unwrap();
+//! let layer = ClassifyLayer::new(map).max_message_size(1 << 20);
+//! # let _ = layer;
+//! ```
+
+mod body;
+mod decode;
+pub(crate) mod stream;
+
+use std::{
+    fmt,
+    future::Future,
+    mem,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+pub use body::ClassifiedBody;
+use bytes::{Bytes, BytesMut};
+use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, Version, request::Parts};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+use warden_core::{BoxError, Operation, OperationKind, Protocol, RequestContext};
+
+use self::{
+    body::Inspector,
+    decode::{announced_too_large, decode_frame, too_large, truncated},
+    stream::StreamChecks,
+};
+use crate::{
+    body::{ResponseBody, StreamDenial},
+    gate::Responder,
+    grpc::{Encoding, FrameHeader, GrpcContentType, MethodPath, classify_content_type},
+    map::{HttpOperationMap, MethodSpec, OperationMap},
+    rejection::{Code, DefaultResponder, Rejection, Respond, SharedResponder},
+};
+
+/// The default limit of one request message: 4 MiB, gRPC's own default.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+
+/// The peer address, for transports that do not put one where Warden looks by default.
+/// Insert it into request extensions (or teach the layer with
+/// [`ClassifyLayer::peer_addr_from`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Reads the peer address from request extensions.
+pub type PeerAddrFn = fn(&Extensions) -> Option<SocketAddr>;
+
+fn default_peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
+    extensions.get::<PeerAddr>().map(|p| p.0)
+}
+
+struct Config {
+    grpc: OperationMap,
+    http: Option<HttpOperationMap>,
+    max_message_size: usize,
+    responder: SharedResponder,
+    peer_addr: PeerAddrFn,
+}
+
+/// Classifies each call; see the [module docs](self).
+#[derive(Clone)]
+#[must_use]
+pub struct ClassifyLayer {
+    config: Arc<Config>,
+}
+
+impl fmt::Debug for ClassifyLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClassifyLayer")
+            .field("grpc", &self.config.grpc)
+            .field("http", &self.config.http)
+            .field("max_message_size", &self.config.max_message_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClassifyLayer {
+    /// Classifies gRPC calls with `map`; other requests are refused with HTTP 415 unless HTTP
+    /// routes are added.
+    pub fn new(map: OperationMap) -> Self {
+        Self {
+            config: Arc::new(Config {
+                grpc: map,
+                http: None,
+                max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+                responder: Arc::new(DefaultResponder),
+                peer_addr: default_peer_addr,
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        let config = Arc::get_mut(&mut self.config);
+        match config {
+            Some(config) => f(config),
+            None => {
+                let old = &self.config;
+                let mut copy = Config {
+                    grpc: old.grpc.clone(),
+                    http: old.http.clone(),
+                    max_message_size: old.max_message_size,
+                    responder: Arc::clone(&old.responder),
+                    peer_addr: old.peer_addr,
+                };
+                f(&mut copy);
+                self.config = Arc::new(copy);
+            }
+        }
+        self
+    }
+
+    /// Also classifies plain HTTP requests (those whose content type is not gRPC) with `map`;
+    /// unmatched ones become [`OperationKind::Other`].
+    pub fn http_routes(self, map: HttpOperationMap) -> Self {
+        self.edit(|c| c.http = Some(map))
+    }
+
+    /// The largest request message, compressed or not, Warden reads (default 4 MiB).
+    pub fn max_message_size(self, bytes: usize) -> Self {
+        self.edit(|c| c.max_message_size = bytes)
+    }
+
+    /// How every Warden layer below answers refusals (default [`DefaultResponder`]).
+    pub fn responder(self, responder: impl Respond) -> Self {
+        self.edit(|c| c.responder = Arc::new(responder))
+    }
+
+    /// Where to find the peer address in request extensions (default: [`PeerAddr`]).
+    pub fn peer_addr_from(self, f: PeerAddrFn) -> Self {
+        self.edit(|c| c.peer_addr = f)
+    }
+}
+
+impl<S> Layer<S> for ClassifyLayer {
+    type Service = Classify<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Classify {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service of [`ClassifyLayer`].
+#[derive(Clone)]
+pub struct Classify<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> fmt::Debug for Classify<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Classify").finish_non_exhaustive()
+    }
+}
+
+/// What to do with a request, decided from its head alone.
+enum Route {
+    /// Read the first message, then decode it.
+    GrpcMessage {
+        spec: Arc<MethodSpec>,
+        encoding: Result<Encoding, String>,
+    },
+    /// Classified without reading the body.
+    Ready {
+        operation: Operation,
+        protocol: Protocol,
+    },
+    /// Read the whole (HTTP) body as JSON arguments.
+    HttpJson { operation: Operation },
+    Refuse {
+        rejection: Rejection,
+        protocol: Protocol,
+    },
+}
+
+impl<S> Classify<S> {
+    fn route<B>(&self, request: &Request<B>) -> Route {
+        let path = request.uri().path();
+        let grpc = |rejection| Route::Refuse {
+            rejection,
+            protocol: Protocol::Grpc,
+        };
+        match classify_content_type(request.headers()) {
+            GrpcContentType::OtherCodec(codec) => grpc(Rejection::new(
+                Code::Unimplemented,
+                format!(
+                    "content-type application/grpc+{codec} is not supported: warden decodes protobuf messages only"
+                ),
+            )),
+            GrpcContentType::Proto => {
+                if request.version() != Version::HTTP_2 {
+                    return grpc(
+                        Rejection::new(Code::InvalidArgument, "gRPC requires HTTP/2")
+                            .with_http_status(StatusCode::UPGRADE_REQUIRED),
+                    );
+                }
+                if request.method() != Method::POST {
+                    return grpc(
+                        Rejection::new(Code::InvalidArgument, "gRPC calls use POST")
+                            .with_http_status(StatusCode::METHOD_NOT_ALLOWED),
+                    );
+                }
+                let parsed = match MethodPath::parse(path) {
+                    Ok(parsed) => parsed,
+                    Err(reason) => {
+                        return grpc(Rejection::new(
+                            Code::InvalidArgument,
+                            format!("malformed gRPC method path: {reason}"),
+                        ));
+                    }
+                };
+                let spec = match self.config.grpc.get(path) {
+                    Some(spec) => Arc::clone(spec),
+                    None => Arc::new(MethodSpec::unknown(parsed)),
+                };
+                if !spec.decodes_payload() {
+                    return Route::Ready {
+                        operation: spec.operation(),
+                        protocol: Protocol::Grpc,
+                    };
+                }
+                Route::GrpcMessage {
+                    encoding: Encoding::from_headers(request.headers()),
+                    spec,
+                }
+            }
+            GrpcContentType::NotGrpc => {
+                let grpc_route = self.config.grpc.get(path).is_some()
+                    || MethodPath::parse(path)
+                        .is_ok_and(|p| self.config.grpc.knows_service(p.service));
+                match &self.config.http {
+                    Some(http) if !grpc_route => match http.classify(request.method(), path) {
+                        Some((operation, true)) => Route::HttpJson { operation },
+                        Some((operation, false)) => Route::Ready {
+                            operation,
+                            protocol: Protocol::Http,
+                        },
+                        None => Route::Ready {
+                            operation: Operation::new(
+                                OperationKind::Other,
+                                "http",
+                                format!("{} {path}", request.method()),
+                            ),
+                            protocol: Protocol::Http,
+                        },
+                    },
+                    _ => Route::Refuse {
+                        rejection: Rejection::new(
+                            Code::InvalidArgument,
+                            "unsupported content-type: gRPC calls must use application/grpc or application/grpc+proto",
+                        )
+                        .with_http_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                        protocol: Protocol::Http,
+                    },
+                }
+            }
+        }
+    }
+}
+
+impl<S, B, ResB> Service<Request<B>> for Classify<S>
+where
+    S: Service<Request<ClassifiedBody<B>>, Response = Response<ResB>> + Clone,
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+    ResB: Body<Data = Bytes>,
+{
+    type Response = Response<ResponseBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = mem::replace(&mut self.inner, clone);
+        let route = self.route(&request);
+        let (parts, body) = request.into_parts();
+        let target = match route {
+            Route::Refuse {
+                rejection,
+                protocol,
+            } => {
+                return ResponseFuture::refused(
+                    self.config.responder.respond(&rejection, protocol),
+                );
+            }
+            Route::Ready {
+                operation,
+                protocol,
+            } => {
+                let mut parts = parts;
+                insert_extensions(&mut parts, &self.config, operation, protocol, None);
+                let mut inner = inner;
+                let request = Request::from_parts(parts, ClassifiedBody::passthrough(body));
+                return ResponseFuture::calling(inner.call(request));
+            }
+            Route::GrpcMessage { spec, encoding } => Target::FirstMessage { spec, encoding },
+            Route::HttpJson { operation } => {
+                let declared = parts
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+                if declared.is_some_and(|len| len > self.config.max_message_size) {
+                    let rejection = too_large(self.config.max_message_size, "request ");
+                    return ResponseFuture::refused(
+                        self.config.responder.respond(&rejection, Protocol::Http),
+                    );
+                }
+                Target::WholeJson { operation }
+            }
+        };
+        ResponseFuture::reading(Reading {
+            inner,
+            parts,
+            body,
+            buf: BytesMut::new(),
+            trailers: None,
+            target,
+            config: Arc::clone(&self.config),
+        })
+    }
+}
+
+fn insert_extensions(
+    parts: &mut Parts,
+    config: &Config,
+    operation: Operation,
+    protocol: Protocol,
+    checks: Option<Arc<StreamChecks>>,
+) -> RequestContext {
+    let context =
+        RequestContext::new(protocol).with_peer_addr((config.peer_addr)(&parts.extensions));
+    parts.extensions.insert(Arc::new(operation));
+    parts.extensions.insert(context.clone());
+    parts
+        .extensions
+        .insert(Responder(Arc::clone(&config.responder)));
+    if let Some(checks) = checks {
+        parts.extensions.insert(checks);
+    }
+    context
+}
+
+enum Target {
+    FirstMessage {
+        spec: Arc<MethodSpec>,
+        encoding: Result<Encoding, String>,
+    },
+    WholeJson {
+        operation: Operation,
+    },
+}
+
+/// A request whose body is being read before classification completes.
+struct Reading<S, B> {
+    inner: S,
+    parts: Parts,
+    body: B,
+    buf: BytesMut,
+    trailers: Option<HeaderMap>,
+    target: Target,
+    config: Arc<Config>,
+}
+
+/// What reading produced.
+enum Read {
+    Proceed {
+        operation: Operation,
+        replay: Option<Bytes>,
+        done: bool,
+    },
+    Refuse(Rejection, Protocol),
+}
+
+impl<S, B> Reading<S, B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Read> {
+        let protocol = match self.target {
+            Target::FirstMessage { .. } => Protocol::Grpc,
+            Target::WholeJson { .. } => Protocol::Http,
+        };
+        let limit = self.config.max_message_size;
+        loop {
+            let mut done = false;
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => done = true,
+                Poll::Ready(Some(Err(error))) => {
+                    let error: BoxError = error.into();
+                    let rejection = Rejection::new(
+                        Code::Cancelled,
+                        format!("reading the request body failed: {error}"),
+                    );
+                    return Poll::Ready(Read::Refuse(rejection, protocol));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => self.buf.extend_from_slice(&data),
+                    Err(frame) => {
+                        self.trailers = frame.into_trailers().ok();
+                        done = true;
+                    }
+                },
+            }
+            match &self.target {
+                Target::FirstMessage { .. } => {
+                    let header = match FrameHeader::parse(&self.buf) {
+                        Err(reason) => {
+                            return Poll::Ready(Read::Refuse(
+                                Rejection::new(Code::InvalidArgument, reason),
+                                protocol,
+                            ));
+                        }
+                        Ok(header) => header,
+                    };
+                    if let Some(header) = header {
+                        if header.len > limit {
+                            return Poll::Ready(Read::Refuse(
+                                announced_too_large(header.len, limit),
+                                protocol,
+                            ));
+                        }
+                        if self.buf.len() >= header.frame_len() {
+                            return Poll::Ready(self.first_message(header, done));
+                        }
+                    }
+                    if done {
+                        return Poll::Ready(self.ended_early(header));
+                    }
+                }
+                Target::WholeJson { .. } => {
+                    if self.buf.len() > limit {
+                        return Poll::Ready(Read::Refuse(too_large(limit, "request "), protocol));
+                    }
+                    if done {
+                        return Poll::Ready(self.whole_json());
+                    }
+                }
+            }
+        }
+    }
+
+    fn first_message(&mut self, header: FrameHeader, done: bool) -> Read {
+        let Target::FirstMessage { spec, encoding } = &self.target else {
+            unreachable!("first_message on a non-gRPC read");
+        };
+        let frame = self.buf.split_to(header.frame_len()).freeze();
+        let operation = match decode_frame(
+            spec,
+            encoding,
+            self.config.max_message_size,
+            &frame,
+            header.compressed,
+        ) {
+            Ok(operation) => operation,
+            Err(rejection) => return Read::Refuse(rejection, Protocol::Grpc),
+        };
+        Read::Proceed {
+            operation,
+            replay: Some(frame),
+            done,
+        }
+    }
+
+    fn ended_early(&mut self, header: Option<FrameHeader>) -> Read {
+        let Target::FirstMessage { spec, .. } = &self.target else {
+            unreachable!("ended_early on a non-gRPC read");
+        };
+        if !self.buf.is_empty() {
+            return Read::Refuse(
+                truncated(self.buf.len(), header.map(|h| h.frame_len())),
+                Protocol::Grpc,
+            );
+        }
+        if !spec.is_client_streaming() {
+            let rejection = Rejection::new(
+                Code::InvalidArgument,
+                format!(
+                    "the request has no message, but {}/{} needs one",
+                    spec.service(),
+                    spec.method()
+                ),
+            );
+            return Read::Refuse(rejection, Protocol::Grpc);
+        }
+        // An empty client stream: authorize the method itself.
+        let operation = spec.operation();
+        Read::Proceed {
+            operation,
+            replay: None,
+            done: true,
+        }
+    }
+
+    fn whole_json(&mut self) -> Read {
+        let Target::WholeJson { operation } = &mut self.target else {
+            unreachable!("whole_json on a gRPC read");
+        };
+        let mut operation = mem::replace(operation, Operation::new(OperationKind::Other, "", ""));
+        if !self.buf.is_empty() {
+            match serde_json::from_slice(&self.buf) {
+                Ok(args) => operation.args = Some(args),
+                Err(error) => {
+                    let rejection = Rejection::new(
+                        Code::InvalidArgument,
+                        format!("the request body is not valid JSON: {error}"),
+                    );
+                    return Read::Refuse(rejection, Protocol::Http);
+                }
+            }
+        }
+        Read::Proceed {
+            operation,
+            replay: Some(self.buf.split().freeze()),
+            done: true,
+        }
+    }
+
+    /// Hands the request on with its operation; returns it with the shared stream-denial
+    /// slot when later messages are checked.
+    fn into_request(
+        self,
+        operation: Operation,
+        replay: Option<Bytes>,
+        done: bool,
+    ) -> (S, Request<ClassifiedBody<B>>, Option<Arc<StreamDenial>>) {
+        let Self {
+            inner,
+            mut parts,
+            body,
+            mut buf,
+            trailers,
+            target,
+            config,
+        } = self;
+        let (protocol, inspect) = match target {
+            Target::FirstMessage { spec, encoding } => (
+                Protocol::Grpc,
+                spec.is_client_streaming().then_some((spec, encoding)),
+            ),
+            Target::WholeJson { .. } => (Protocol::Http, None),
+        };
+        let context =
+            RequestContext::new(protocol).with_peer_addr((config.peer_addr)(&parts.extensions));
+        let checks = inspect
+            .as_ref()
+            .map(|_| Arc::new(StreamChecks::new(context)));
+        insert_extensions(&mut parts, &config, operation, protocol, checks.clone());
+        let denial = checks.as_ref().map(|c| Arc::clone(&c.denial));
+        let inspector = inspect.zip(checks).map(|((spec, encoding), checks)| {
+            Inspector::new(spec, encoding, config.max_message_size, checks, 1)
+        });
+        let body = ClassifiedBody::new(body, replay, buf.split(), trailers, done, inspector);
+        (inner, Request::from_parts(parts, body), denial)
+    }
+}
+
+pin_project! {
+    /// Response future of [`Classify`].
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<ClassifiedBody<B>>>,
+    {
+        #[pin]
+        state: State<S, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<ClassifiedBody<B>>>,
+    {
+        Reading { reading: Option<Box<Reading<S, B>>> },
+        Calling { #[pin] future: S::Future, denial: Option<(Arc<StreamDenial>, SharedResponder)> },
+        Refused { response: Option<Response<Bytes>> },
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<ClassifiedBody<B>>>,
+{
+    fn reading(reading: Reading<S, B>) -> Self {
+        Self {
+            state: State::Reading {
+                reading: Some(Box::new(reading)),
+            },
+        }
+    }
+
+    fn calling(future: S::Future) -> Self {
+        Self {
+            state: State::Calling {
+                future,
+                denial: None,
+            },
+        }
+    }
+
+    fn refused(response: Response<Bytes>) -> Self {
+        Self {
+            state: State::Refused {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<Request<ClassifiedBody<B>>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseFuture")
+    }
+}
+
+impl<S, B, ResB> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<ClassifiedBody<B>>, Response = Response<ResB>>,
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+    ResB: Body<Data = Bytes>,
+{
+    type Output = Result<Response<ResponseBody<ResB>>, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut state = self.as_mut().project().state;
+            match state.as_mut().project() {
+                StateProj::Reading { reading } => {
+                    let Some(current) = reading.as_mut() else {
+                        unreachable!("ResponseFuture polled after completion");
+                    };
+                    let read = std::task::ready!(current.poll_read(cx));
+                    let Some(current) = reading.take() else {
+                        unreachable!("reading state lost");
+                    };
+                    match read {
+                        Read::Proceed {
+                            operation,
+                            replay,
+                            done,
+                        } => {
+                            let responder = Arc::clone(&current.config.responder);
+                            let (mut inner, request, denial) =
+                                current.into_request(operation, replay, done);
+                            let future = inner.call(request);
+                            state.set(State::Calling {
+                                future,
+                                denial: denial.map(|d| (d, responder)),
+                            });
+                        }
+                        Read::Refuse(rejection, protocol) => {
+                            let response = current.config.responder.respond(&rejection, protocol);
+                            state.set(State::Refused {
+                                response: Some(response),
+                            });
+                        }
+                    }
+                }
+                StateProj::Calling { future, denial } => {
+                    let response = std::task::ready!(future.poll(cx))?;
+                    let Some((denial, responder)) = denial.take() else {
+                        return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                    };
+                    // A later stream message was denied before the handler answered: the whole
+                    // call ends with that denial, whatever the handler made of it.
+                    if let Some(rejection) = denial.get() {
+                        let refused = responder.respond(rejection, Protocol::Grpc);
+                        return Poll::Ready(Ok(refused.map(ResponseBody::full)));
+                    }
+                    return Poll::Ready(Ok(
+                        response.map(|b| ResponseBody::inner(b).watching(denial))
+                    ));
+                }
+                StateProj::Refused { response } => {
+                    let Some(response) = response.take() else {
+                        unreachable!("ResponseFuture polled after completion");
+                    };
+                    return Poll::Ready(Ok(response.map(ResponseBody::full)));
+                }
+            }
+        }
+    }
+}

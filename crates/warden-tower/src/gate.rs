@@ -1,0 +1,173 @@
+//! The future shared by the authenticate, authorize and require-decision services: wait for a
+//! check, then either call the inner service or answer with the refusal.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+use warden_core::{AnswerFuture, Protocol, RequestContext};
+
+use crate::{
+    body::ResponseBody,
+    grpc::{GrpcContentType, classify_content_type},
+    rejection::{DefaultResponder, Rejection, SharedResponder},
+};
+
+/// The responder installed by the classify layer, shared through request extensions so every
+/// layer refuses calls the same way.
+#[derive(Clone)]
+pub(crate) struct Responder(pub(crate) SharedResponder);
+
+/// How to answer a refusal of `request`: its protocol and the installed responder.
+pub(crate) fn refusal_context<B>(request: &Request<B>) -> (SharedResponder, Protocol) {
+    let responder = request
+        .extensions()
+        .get::<Responder>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| std::sync::Arc::new(DefaultResponder));
+    let protocol = request
+        .extensions()
+        .get::<RequestContext>()
+        .map(|c| c.protocol)
+        .unwrap_or_else(|| match classify_content_type(request.headers()) {
+            GrpcContentType::NotGrpc => Protocol::Http,
+            _ => Protocol::Grpc,
+        });
+    (responder, protocol)
+}
+
+pub(crate) fn refuse<B>(
+    responder: &SharedResponder,
+    protocol: Protocol,
+    rejection: &Rejection,
+) -> Response<ResponseBody<B>> {
+    responder
+        .respond(rejection, protocol)
+        .map(ResponseBody::full)
+}
+
+/// What an admitted request carries on: an extension to insert before the inner call.
+pub(crate) type Admission<T> = Result<T, Rejection>;
+
+pin_project! {
+    /// Response future of Warden's authenticate, authorize and require-decision services.
+    pub struct Gate<S, B, T>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: GateState<S, B, T>,
+    }
+}
+
+pin_project! {
+    #[project = GateProj]
+    enum GateState<S, B, T>
+    where
+        S: Service<Request<B>>,
+    {
+        /// Waiting for the check.
+        Checking {
+            check: AnswerFuture<Admission<T>>,
+            pending: Option<(S, Request<B>, SharedResponder, Protocol)>,
+        },
+        /// The inner service is answering.
+        Calling { #[pin] future: S::Future },
+        /// Refused without calling the inner service.
+        Refused { response: Option<Response<Bytes>> },
+    }
+}
+
+impl<S, B, T> Gate<S, B, T>
+where
+    S: Service<Request<B>>,
+{
+    pub(crate) fn calling(future: S::Future) -> Self {
+        Self {
+            state: GateState::Calling { future },
+        }
+    }
+
+    pub(crate) fn refused(
+        responder: &SharedResponder,
+        protocol: Protocol,
+        rejection: &Rejection,
+    ) -> Self {
+        Self {
+            state: GateState::Refused {
+                response: Some(responder.respond(rejection, protocol)),
+            },
+        }
+    }
+
+    pub(crate) fn checking(
+        check: AnswerFuture<Admission<T>>,
+        inner: S,
+        request: Request<B>,
+        responder: SharedResponder,
+        protocol: Protocol,
+    ) -> Self {
+        Self {
+            state: GateState::Checking {
+                check,
+                pending: Some((inner, request, responder, protocol)),
+            },
+        }
+    }
+}
+
+impl<S, B, T, ResB> Future for Gate<S, B, T>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+    T: Clone + Send + Sync + 'static,
+{
+    type Output = Result<Response<ResponseBody<ResB>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                GateProj::Checking { check, pending } => {
+                    let admission = ready!(Pin::new(check).poll(cx));
+                    let Some((mut inner, mut request, responder, protocol)) = pending.take() else {
+                        unreachable!("Gate polled after completion");
+                    };
+                    match admission {
+                        Ok(extension) => {
+                            request.extensions_mut().insert(extension);
+                            let future = inner.call(request);
+                            state.set(GateState::Calling { future });
+                        }
+                        Err(rejection) => {
+                            return Poll::Ready(Ok(refuse(&responder, protocol, &rejection)));
+                        }
+                    }
+                }
+                GateProj::Calling { future } => {
+                    return future.poll(cx).map_ok(|r| r.map(ResponseBody::inner));
+                }
+                GateProj::Refused { response } => {
+                    let response = response.take().map(|r| r.map(ResponseBody::full));
+                    return Poll::Ready(Ok(
+                        response.unwrap_or_else(|| unreachable!("Gate polled after completion"))
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl<S, B, T> std::fmt::Debug for Gate<S, B, T>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gate")
+    }
+}

@@ -1,0 +1,66 @@
+//! Tower layers that decide, before any handler runs, whether a gRPC or HTTP call may do what
+//! its message asks.
+//!
+//! A call flows through four steps, each its own layer passing its result on in request
+//! extensions:
+//!
+//! 1. [`ClassifyLayer`] — method path and first message → `Arc<Operation>` (which kind, which
+//!    namespace, instance, signal/query/update name, which arguments).
+//! 2. [`AuthenticateLayer`] — bearer token, API key, peer certificate → `Arc<Claims>`.
+//! 3. [`ExecuteLayer`], [`SignalLayer`], [`QueryLayer`], [`UpdateLayer`], [`CancelLayer`],
+//!    [`ReadLayer`], [`WorkerLayer`], [`AdminLayer`], [`AuthorizeLayer`] — each asks its own
+//!    policy; an allowed call carries the [`Decision`](warden_core::Decision).
+//! 4. [`RequireDecisionLayer`] — denies whatever no layer decided.
+//!
+//! Refusals are responses, not errors: trailers-only gRPC statuses (`PERMISSION_DENIED`,
+//! `UNAUTHENTICATED`, `INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`, `UNIMPLEMENTED`,
+//! `UNAVAILABLE`) or JSON HTTP errors, changeable with a [`Respond`](rejection::Respond).
+//!
+//! [`Warden::builder`] assembles the usual stack:
+//!
+//! ```
+//! use warden_core::{
+//!     AuthzRequest, Claims, Decision, OperationKind, Roles,
+//!     identity::StaticTokenMapper, policy::policy_fn,
+//! };
+//! use warden_tower::{Warden, map::OperationMap};
+//!
+//! let map = OperationMap::builder()
+//!     .method("/shop.Orders/Get", OperationKind::Query)
+//!     .build()
+//!     .unwrap();
+//! let readers = policy_fn("readers", |r: &AuthzRequest| {
+//!     if r.subject.role_in(r.operation.namespace.as_deref()).contains(Roles::READER) {
+//!         Decision::allow("readers")
+//!     } else {
+//!         Decision::deny("readers", "readers only")
+//!     }
+//! });
+//! let layer = Warden::builder(map)
+//!     .authenticate(StaticTokenMapper::new().with_token("t", Claims::for_subject("ann")))
+//!     .query(readers)
+//!     .build()
+//!     .unwrap();
+//! # let _ = layer;
+//! ```
+
+pub mod authenticate;
+pub mod authorize;
+mod body;
+mod builder;
+pub mod classify;
+mod gate;
+mod grpc;
+pub mod map;
+pub mod rejection;
+
+pub use authenticate::{AuthenticateLayer, PeerCertificates};
+pub use authorize::{
+    AdminLayer, AuthorizeLayer, CancelLayer, ExecuteLayer, QueryLayer, ReadLayer,
+    RequireDecisionLayer, SignalLayer, UpdateLayer, WorkerLayer,
+};
+pub use body::ResponseBody;
+pub use builder::{BuildError, Warden, WardenBuilder, WardenLayer, WardenService};
+pub use classify::{ClassifiedBody, ClassifyLayer, PeerAddr};
+pub use gate::Gate;
+pub use rejection::{Code, Rejection};

@@ -1,0 +1,248 @@
+use std::{borrow::Cow, sync::Arc};
+
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value,
+};
+use serde::Deserialize;
+use warden_core::{Operation, OperationKind};
+
+use super::{
+    DecodeError, Extract, MapError, MethodSpec, OperationMap, OperationMapBuilder, json_args,
+};
+use crate::grpc::MethodPath;
+
+/// An operation map written as config: methods of a protobuf descriptor set and the field
+/// paths that hold their targets.
+///
+/// ```toml
+/// [[method]]
+/// path = "/warden.example.v1.WorkflowService/SignalWorkflow"
+/// kind = "signal"
+/// namespace = "namespace"
+/// instance = "execution.workflow_id"
+/// name = "signal_name"
+/// args = "input"
+/// ```
+///
+/// Paths are checked against the descriptors when the map is built: an unknown method, an
+/// unknown field or a text target that is not a string field is an error then, not at call
+/// time. Client streaming is taken from the descriptor. An `args` field of type `bytes` is
+/// read as JSON; a message field is converted to JSON by its protobuf JSON mapping.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReflectConfig {
+    /// The mapped methods.
+    #[serde(rename = "method", default)]
+    pub methods: Vec<ReflectMethod>,
+}
+
+/// One method of a [`ReflectConfig`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReflectMethod {
+    /// `/package.Service/Method`.
+    pub path: String,
+    /// The operation kind (`execute`, `signal`, `query`, `update`, …).
+    pub kind: String,
+    /// Dotted field path of the namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Dotted field path of the instance id.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// Dotted field path of the run id.
+    #[serde(default)]
+    pub run: Option<String>,
+    /// Dotted field path of the workflow type.
+    #[serde(default)]
+    pub workflow_type: Option<String>,
+    /// Dotted field path of the task queue.
+    #[serde(default)]
+    pub task_queue: Option<String>,
+    /// Dotted field path of the operation name (signal name, query type, update name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Dotted field path of the arguments.
+    #[serde(default)]
+    pub args: Option<String>,
+}
+
+impl ReflectConfig {
+    /// Builds the map against an encoded `FileDescriptorSet`.
+    pub fn build(&self, descriptor_set: &[u8]) -> Result<OperationMap, MapError> {
+        let pool = DescriptorPool::decode(descriptor_set)
+            .map_err(|e| MapError::Descriptor(format!("invalid descriptor set: {e}")))?;
+        let mut builder = OperationMapBuilder::default();
+        for method in &self.methods {
+            let (path, spec) = method.spec(&pool)?;
+            builder = builder.push_spec(path, spec);
+        }
+        builder.build()
+    }
+}
+
+impl ReflectMethod {
+    fn spec(&self, pool: &DescriptorPool) -> Result<(String, MethodSpec), MapError> {
+        let invalid = |reason| MapError::InvalidPath {
+            path: self.path.clone(),
+            reason,
+        };
+        let parsed = MethodPath::parse(&self.path).map_err(invalid)?;
+        let kind: OperationKind = self
+            .kind
+            .parse()
+            .map_err(|e| MapError::Descriptor(format!("method `{}`: {e}", self.path)))?;
+        let service = pool.get_service_by_name(parsed.service).ok_or_else(|| {
+            MapError::Descriptor(format!(
+                "service `{}` is not in the descriptor set",
+                parsed.service
+            ))
+        })?;
+        let method = service
+            .methods()
+            .find(|m| m.name() == parsed.method)
+            .ok_or_else(|| {
+                MapError::Descriptor(format!(
+                    "service `{}` has no method `{}`",
+                    parsed.service, parsed.method
+                ))
+            })?;
+        let input = method.input();
+        let text = |path: &Option<String>| -> Result<Option<FieldPath>, MapError> {
+            path.as_deref()
+                .map(|p| FieldPath::resolve(&input, p, &self.path, true))
+                .transpose()
+        };
+        let extractor = ReflectExtractor {
+            message: input.clone(),
+            namespace: text(&self.namespace)?,
+            instance: text(&self.instance)?,
+            run: text(&self.run)?,
+            workflow_type: text(&self.workflow_type)?,
+            task_queue: text(&self.task_queue)?,
+            name: text(&self.name)?,
+            args: self
+                .args
+                .as_deref()
+                .map(|p| FieldPath::resolve(&input, p, &self.path, false))
+                .transpose()?,
+        };
+        let mut spec = MethodSpec::new(parsed, kind, Some(Arc::new(extractor)));
+        spec.client_streaming = method.is_client_streaming();
+        Ok((self.path.clone(), spec))
+    }
+}
+
+/// A chain of singular fields from the request message down to a target.
+#[derive(Debug, Clone)]
+struct FieldPath(Vec<FieldDescriptor>);
+
+impl FieldPath {
+    fn resolve(
+        root: &MessageDescriptor,
+        dotted: &str,
+        method: &str,
+        text: bool,
+    ) -> Result<Self, MapError> {
+        let error = |what: String| {
+            MapError::Descriptor(format!("method `{method}`, field path `{dotted}`: {what}"))
+        };
+        let mut fields = Vec::new();
+        let mut message = root.clone();
+        let segments: Vec<&str> = dotted.split('.').collect();
+        for (i, segment) in segments.iter().enumerate() {
+            let field = message.get_field_by_name(segment).ok_or_else(|| {
+                error(format!(
+                    "`{}` has no field `{segment}`",
+                    message.full_name()
+                ))
+            })?;
+            if field.is_list() || field.is_map() {
+                return Err(error(format!(
+                    "`{segment}` is repeated; only singular fields can be targets"
+                )));
+            }
+            let last = i + 1 == segments.len();
+            match field.kind() {
+                Kind::Message(inner) if !last => message = inner,
+                _ if !last => return Err(error(format!("`{segment}` is not a message"))),
+                Kind::String => {}
+                _ if text => return Err(error(format!("`{segment}` is not a string field"))),
+                _ => {}
+            }
+            fields.push(field);
+        }
+        Ok(Self(fields))
+    }
+
+    /// The value at the end of the path; `None` when an intermediate message is unset.
+    fn get<'a>(&self, message: &'a DynamicMessage) -> Option<Cow<'a, Value>> {
+        let (last, parents) = self.0.split_last()?;
+        let mut current = message;
+        for field in parents {
+            if !current.has_field(field) {
+                return None;
+            }
+            match current.get_field(field) {
+                Cow::Borrowed(Value::Message(inner)) => current = inner,
+                _ => return None,
+            }
+        }
+        current.has_field(last).then(|| current.get_field(last))
+    }
+
+    fn text(&self, message: &DynamicMessage) -> Option<String> {
+        match self.get(message)?.as_ref() {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+struct ReflectExtractor {
+    message: MessageDescriptor,
+    namespace: Option<FieldPath>,
+    instance: Option<FieldPath>,
+    run: Option<FieldPath>,
+    workflow_type: Option<FieldPath>,
+    task_queue: Option<FieldPath>,
+    name: Option<FieldPath>,
+    args: Option<FieldPath>,
+}
+
+impl Extract for ReflectExtractor {
+    fn extract(&self, bytes: &[u8], operation: &mut Operation) -> Result<(), DecodeError> {
+        let message = DynamicMessage::decode(self.message.clone(), bytes)
+            .map_err(|e| DecodeError::new(self.message.full_name(), e))?;
+        let text = |path: &Option<FieldPath>| path.as_ref().and_then(|p| p.text(&message));
+        operation.namespace = text(&self.namespace);
+        operation.instance_id = text(&self.instance);
+        operation.run_id = text(&self.run);
+        operation.workflow_type = text(&self.workflow_type);
+        operation.task_queue = text(&self.task_queue);
+        operation.name = text(&self.name);
+        operation.args = self
+            .args
+            .as_ref()
+            .and_then(|p| p.get(&message))
+            .and_then(|value| value_to_json(&value));
+        Ok(())
+    }
+}
+
+fn value_to_json(value: &Value) -> Option<serde_json::Value> {
+    use serde_json::Value as Json;
+    Some(match value {
+        Value::Bytes(bytes) => return json_args(bytes),
+        Value::Message(message) => serde_json::to_value(message).ok()?,
+        Value::String(s) => Json::String(s.clone()),
+        Value::Bool(b) => Json::Bool(*b),
+        Value::I32(n) | Value::EnumNumber(n) => Json::from(*n),
+        Value::I64(n) => Json::from(*n),
+        Value::U32(n) => Json::from(*n),
+        Value::U64(n) => Json::from(*n),
+        Value::F32(n) => Json::from(f64::from(*n)),
+        Value::F64(n) => Json::from(*n),
+        Value::List(_) | Value::Map(_) => return None,
+    })
+}

@@ -1,0 +1,21 @@
+//! Warden: authorization for gRPC and HTTP services that business code cannot forget.
+//!
+//! Tower layers decode what a call asks for — which method, which namespace and workflow
+//! instance, which signal, query or update, with which arguments — ask a pluggable policy, and
+//! answer denied calls before any handler runs. This crate re-exports the transport-free model
+//! ([`core`], from `warden-core`) and the tower layers ([`tower`], from `warden-tower`).
+//!
+//! ```
+//! use warden::core::{identity::StaticTokenMapper, policy::AllowAll};
+//! use warden::tower::{Warden, map::OperationMap};
+//!
+//! let layer = Warden::builder(OperationMap::default())
+//!     .authenticate(StaticTokenMapper::new())
+//!     .query(AllowAll::new())
+//!     .build()
+//!     .unwrap();
+//! # let _ = layer;
+//! ```
+
+pub use warden_core as core;
+pub use warden_tower as tower;
