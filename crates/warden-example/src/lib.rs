@@ -222,9 +222,13 @@ impl ExampleService {
         self.log.clone()
     }
 
-    /// A tonic server for the service.
+    /// A tonic server for the service that accepts gzip, deflate and zstd requests.
     pub fn into_server(self) -> pb::workflow_service_server::WorkflowServiceServer<Self> {
+        use tonic::codec::CompressionEncoding::{Deflate, Gzip, Zstd};
         pb::workflow_service_server::WorkflowServiceServer::new(self)
+            .accept_compressed(Gzip)
+            .accept_compressed(Deflate)
+            .accept_compressed(Zstd)
     }
 
     fn with_workflow<R>(

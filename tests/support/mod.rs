@@ -1,0 +1,215 @@
+//! Shared helpers for Warden's integration tests: real servers on loopback, clients, and raw
+//! HTTP/2 requests for malformed input.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::{convert::Infallible, net::SocketAddr};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{
+    Request,
+    body::Body,
+    server::NamedService,
+    transport::{Channel, Endpoint, Server},
+};
+use tower::{Layer, Service};
+use warden_example::{
+    CallLog, ExampleService,
+    pb::{workflow_service_client::WorkflowServiceClient, *},
+};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves the example service behind `layer` with tonic on a free loopback port.
+pub async fn serve<L, ResBody>(layer: L) -> (SocketAddr, CallLog)
+where
+    L: Layer<tonic::service::Routes> + Clone + Send + 'static,
+    L::Service:
+        Service<http::Request<Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    <L::Service as Service<http::Request<Body>>>::Future: Send,
+    <L::Service as Service<http::Request<Body>>>::Error: Into<BoxError> + Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let service = ExampleService::new();
+    let log = service.log();
+    (serve_service(layer, service.into_server()).await, log)
+}
+
+/// Serves any tonic service behind `layer` on a free loopback port.
+pub async fn serve_service<L, S, ResBody>(layer: L, service: S) -> SocketAddr
+where
+    L: Layer<tonic::service::Routes> + Clone + Send + 'static,
+    L::Service:
+        Service<http::Request<Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    <L::Service as Service<http::Request<Body>>>::Future: Send,
+    <L::Service as Service<http::Request<Body>>>::Error: Into<BoxError> + Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+    S: Service<http::Request<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let router = Server::builder().layer(layer).add_service(service);
+    tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
+    addr
+}
+
+/// Serves the example service with no Warden at all.
+pub async fn serve_bare() -> (SocketAddr, CallLog) {
+    serve(tower::layer::util::Identity::new()).await
+}
+
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect to the test server")
+}
+
+pub async fn client(addr: SocketAddr) -> WorkflowServiceClient<Channel> {
+    WorkflowServiceClient::new(channel(addr).await)
+}
+
+/// A request carrying `authorization: Bearer <token>`.
+pub fn as_user<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("token is ASCII"),
+    );
+    request
+}
+
+pub fn execution(id: &str) -> Option<WorkflowExecution> {
+    Some(WorkflowExecution {
+        workflow_id: id.to_owned(),
+        run_id: String::new(),
+    })
+}
+
+pub fn start(namespace: &str, id: &str) -> StartWorkflowRequest {
+    StartWorkflowRequest {
+        namespace: namespace.into(),
+        workflow_id: id.into(),
+        workflow_type: "OrderWorkflow".into(),
+        task_queue: "orders".into(),
+        input: br#"{"customer":"c-1"}"#.to_vec(),
+        identity: "test".into(),
+    }
+}
+
+pub fn signal(namespace: &str, id: &str, name: &str) -> SignalWorkflowRequest {
+    SignalWorkflowRequest {
+        namespace: namespace.into(),
+        execution: execution(id),
+        signal_name: name.into(),
+        input: Vec::new(),
+        identity: "test".into(),
+    }
+}
+
+pub fn query(namespace: &str, id: &str) -> QueryWorkflowRequest {
+    QueryWorkflowRequest {
+        namespace: namespace.into(),
+        execution: execution(id),
+        query_type: "status".into(),
+        args: Vec::new(),
+    }
+}
+
+pub fn update(namespace: &str, id: &str, amount: u64) -> UpdateWorkflowRequest {
+    UpdateWorkflowRequest {
+        namespace: namespace.into(),
+        execution: execution(id),
+        update_name: "set-discount".into(),
+        input: format!(r#"{{"amount":{amount}}}"#).into_bytes(),
+        identity: "test".into(),
+    }
+}
+
+/// A gRPC frame: the 5-byte prefix and the payload.
+pub fn frame(compressed: bool, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![u8::from(compressed)];
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// What a raw request got back: HTTP status, headers (with trailers merged in) and body.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl RawResponse {
+    pub fn grpc_status(&self) -> Option<i32> {
+        self.headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+    }
+
+    pub fn grpc_message(&self) -> String {
+        let raw = self
+            .headers
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8_lossy()
+            .into_owned()
+    }
+}
+
+/// Sends one raw request over HTTP/2 (prior knowledge) or HTTP/1.1.
+pub async fn raw(request: http::Request<Full<Bytes>>, http2: bool) -> RawResponse {
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(http2)
+        .build_http::<Full<Bytes>>();
+    let response = client.request(request).await.expect("raw request");
+    let (parts, body) = response.into_parts();
+    let collected = body.collect().await.expect("read response body");
+    let mut headers = parts.headers;
+    if let Some(trailers) = collected.trailers() {
+        headers.extend(trailers.clone());
+    }
+    RawResponse {
+        status: parts.status,
+        headers,
+        body: collected.to_bytes(),
+    }
+}
+
+/// A raw gRPC POST to `path` with `body` and extra headers.
+pub fn grpc_request(
+    addr: SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> http::Request<Full<Bytes>> {
+    let mut builder = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", "Bearer alice-token");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Full::new(Bytes::from(body))).expect("request")
+}
+
+pub fn encode<M: prost::Message>(message: &M) -> Vec<u8> {
+    message.encode_to_vec()
+}

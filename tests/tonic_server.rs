@@ -1,0 +1,422 @@
+//! Warden's layers in a real tonic server over loopback TCP.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tonic::{Code, codec::CompressionEncoding};
+use tower::ServiceBuilder;
+use warden_core::{
+    Decision, PolicyError,
+    policy::{AllowAll, DenyAll, async_policy_fn, policy_fn},
+};
+use warden_example::{
+    DECIDER_HEADER, operation_map,
+    pb::{
+        DescribeWorkflowRequest, WatchWorkflowRequest,
+        workflow_service_client::WorkflowServiceClient,
+    },
+    policies::{self, demo_layer, identities, readers, writers},
+};
+use warden_tower::{
+    AuthenticateLayer, AuthorizeLayer, ClassifyLayer, ExecuteLayer, QueryLayer,
+    RequireDecisionLayer, SignalLayer, UpdateLayer, Warden,
+};
+
+/// The example: broad query access for readers, signal access only for writers of the
+/// namespace, on the same service, each kind with its own layer.
+macro_rules! per_kind_stack {
+    () => {
+        ServiceBuilder::new()
+            .layer(ClassifyLayer::new(operation_map()))
+            .layer(AuthenticateLayer::new(identities()))
+            .layer(QueryLayer::new(readers()))
+            .layer(SignalLayer::new(writers()))
+            .layer(ExecuteLayer::new(writers()))
+            .layer(AuthorizeLayer::otherwise(DenyAll::new()))
+            .layer(RequireDecisionLayer::new())
+    };
+}
+
+#[tokio::test]
+async fn readers_query_but_only_writers_of_the_namespace_signal() {
+    let (addr, log) = serve(per_kind_stack!()).await;
+    let mut client = client(addr).await;
+
+    client
+        .start_workflow(as_user("alice-token", start("orders", "o-1")))
+        .await
+        .unwrap();
+    let answer = client
+        .query_workflow(as_user("bob-token", query("orders", "o-1")))
+        .await
+        .unwrap();
+    assert_eq!(answer.metadata().get(DECIDER_HEADER).unwrap(), "readers");
+
+    for token in ["bob-token", "carol-token"] {
+        let denied = client
+            .signal_workflow(as_user(token, signal("orders", "o-1", "approve")))
+            .await
+            .unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied);
+        assert_eq!(
+            denied.message(),
+            "permission denied: needs the writer role in this namespace"
+        );
+    }
+    client
+        .signal_workflow(as_user("alice-token", signal("orders", "o-1", "approve")))
+        .await
+        .unwrap();
+
+    // Cancel has no layer but the deny-all fallback.
+    let cancel = warden_example::pb::CancelWorkflowRequest {
+        namespace: "orders".into(),
+        execution: execution("o-1"),
+        reason: String::new(),
+    };
+    let denied = client
+        .cancel_workflow(as_user("alice-token", cancel))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    assert_eq!(
+        log.calls(),
+        [
+            "StartWorkflow by alice",
+            "QueryWorkflow by bob",
+            "SignalWorkflow by alice"
+        ],
+        "denied calls must never reach a handler"
+    );
+}
+
+#[tokio::test]
+async fn a_kind_no_layer_covers_is_denied_by_require_decision() {
+    let stack = ServiceBuilder::new()
+        .layer(ClassifyLayer::new(operation_map()))
+        .layer(AuthenticateLayer::new(identities()))
+        .layer(QueryLayer::new(AllowAll::new()))
+        .layer(RequireDecisionLayer::new());
+    let (addr, log) = serve(stack).await;
+    let denied = client(addr)
+        .await
+        .start_workflow(as_user("root-token", start("orders", "o-1")))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(
+        denied.message(),
+        "permission denied: no authorization layer decides execute operations"
+    );
+    assert!(log.is_empty());
+}
+
+async fn status_under(
+    policy: impl warden_core::Policy,
+) -> (tonic::Status, warden_example::CallLog) {
+    let stack = ServiceBuilder::new()
+        .layer(ClassifyLayer::new(operation_map()))
+        .layer(AuthenticateLayer::new(identities()))
+        .layer(ExecuteLayer::new(policy).timeout(Duration::from_millis(100)))
+        .layer(RequireDecisionLayer::new());
+    let (addr, log) = serve(stack).await;
+    let status = client(addr)
+        .await
+        .start_workflow(as_user("root-token", start("orders", "o-1")))
+        .await
+        .unwrap_err();
+    (status, log)
+}
+
+#[tokio::test]
+async fn a_policy_error_denies_with_unavailable() {
+    let failing = async_policy_fn("remote-pdp", |_| async {
+        Err(PolicyError::unavailable("connection refused"))
+    });
+    let (status, log) = status_under(failing).await;
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("connection refused"),
+        "{}",
+        status.message()
+    );
+    assert!(log.is_empty());
+}
+
+#[tokio::test]
+async fn a_policy_that_times_out_denies_with_unavailable() {
+    let slow = async_policy_fn("slow", |_| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok(Decision::allow("slow"))
+    });
+    let (status, log) = status_under(slow).await;
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("timed out"),
+        "{}",
+        status.message()
+    );
+    assert!(log.is_empty());
+}
+
+#[tokio::test]
+async fn a_panicking_policy_denies_with_unavailable() {
+    let (status, log) = status_under(policy_fn("buggy", |_| panic!("index out of bounds"))).await;
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("panicked"),
+        "{}",
+        status.message()
+    );
+    assert!(log.is_empty());
+
+    let panics_later = async_policy_fn("buggy-async", |_| async {
+        tokio::task::yield_now().await;
+        panic!("lost the connection pool")
+    });
+    let (status, log) = status_under(panics_later).await;
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("lost the connection pool"),
+        "{}",
+        status.message()
+    );
+    assert!(log.is_empty());
+}
+
+#[tokio::test]
+async fn an_async_policy_that_allows_lets_the_call_through() {
+    let lookup = async_policy_fn("directory", |_| async {
+        tokio::task::yield_now().await;
+        Ok(Decision::allow("directory"))
+    });
+    let stack = ServiceBuilder::new()
+        .layer(ClassifyLayer::new(operation_map()))
+        .layer(AuthenticateLayer::new(identities()))
+        .layer(ExecuteLayer::new(lookup))
+        .layer(RequireDecisionLayer::new());
+    let (addr, log) = serve(stack).await;
+    let response = client(addr)
+        .await
+        .start_workflow(as_user("bob-token", start("orders", "o-1")))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.metadata().get(DECIDER_HEADER).unwrap(),
+        "directory"
+    );
+    assert_eq!(log.calls(), ["StartWorkflow by bob"]);
+}
+
+#[tokio::test]
+async fn compressed_update_arguments_are_decoded_and_judged() {
+    let (addr, log) = serve(demo_layer()).await;
+    for encoding in [
+        CompressionEncoding::Gzip,
+        CompressionEncoding::Zstd,
+        CompressionEncoding::Deflate,
+    ] {
+        let mut client = WorkflowServiceClient::new(channel(addr).await).send_compressed(encoding);
+        let id = format!("o-{encoding:?}");
+        client
+            .start_workflow(as_user("alice-token", start("orders", &id)))
+            .await
+            .unwrap();
+        client
+            .update_workflow(as_user("alice-token", update("orders", &id, 250)))
+            .await
+            .unwrap();
+        let denied = client
+            .update_workflow(as_user("alice-token", update("orders", &id, 5000)))
+            .await
+            .unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied, "{encoding:?}");
+        assert_eq!(
+            denied.message(),
+            "permission denied: amount 5000 is over 1000"
+        );
+    }
+    assert_eq!(log.len(), 6, "{:?}", log.calls());
+}
+
+#[tokio::test]
+async fn a_denied_message_in_a_client_stream_ends_the_call_and_never_reaches_the_handler() {
+    let (addr, log) = serve(demo_layer()).await;
+    let mut client = client(addr).await;
+    client
+        .start_workflow(as_user("alice-token", start("orders", "o-1")))
+        .await
+        .unwrap();
+    client
+        .start_workflow(as_user("carol-token", start("billing", "inv-1")))
+        .await
+        .unwrap();
+
+    let batch = vec![
+        signal("orders", "o-1", "approve"),
+        signal("billing", "inv-1", "approve"),
+    ];
+    let denied = client
+        .signal_workflow_batch(as_user("alice-token", tokio_stream::iter(batch)))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(
+        denied.message(),
+        "permission denied: needs the writer role in this namespace"
+    );
+
+    let describe = |namespace: &str, id: &str| {
+        as_user(
+            "root-token",
+            DescribeWorkflowRequest {
+                namespace: namespace.into(),
+                execution: execution(id),
+            },
+        )
+    };
+    let orders = client
+        .describe_workflow(describe("orders", "o-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let billing = client
+        .describe_workflow(describe("billing", "inv-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        orders.signal_count, 1,
+        "the allowed first message was delivered"
+    );
+    assert_eq!(
+        billing.signal_count, 0,
+        "the denied second message never reached the handler"
+    );
+    assert!(
+        log.calls()
+            .contains(&"SignalWorkflowBatch by alice".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn every_message_of_an_allowed_client_stream_is_delivered() {
+    let (addr, _log) = serve(demo_layer()).await;
+    let mut client = client(addr).await;
+    client
+        .start_workflow(as_user("alice-token", start("orders", "o-1")))
+        .await
+        .unwrap();
+    let batch: Vec<_> = (0..50)
+        .map(|_| signal("orders", "o-1", "approve"))
+        .collect();
+    let accepted = client
+        .signal_workflow_batch(as_user("alice-token", tokio_stream::iter(batch)))
+        .await
+        .unwrap()
+        .into_inner()
+        .accepted;
+    assert_eq!(accepted, 50);
+}
+
+#[tokio::test]
+async fn a_server_stream_is_authorized_before_it_starts() {
+    let (addr, log) = serve(demo_layer()).await;
+    let mut client = client(addr).await;
+    client
+        .start_workflow(as_user("alice-token", start("orders", "o-1")))
+        .await
+        .unwrap();
+    let watch = || WatchWorkflowRequest {
+        namespace: "orders".into(),
+        execution: execution("o-1"),
+    };
+    let mut events = client
+        .watch_workflow(as_user("bob-token", watch()))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut kinds = Vec::new();
+    while let Some(event) = events.message().await.unwrap() {
+        kinds.push(event.kind);
+    }
+    assert_eq!(kinds, ["status", "signals"]);
+    let denied = client
+        .watch_workflow(as_user("wendy-token", watch()))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(
+        log.calls(),
+        ["StartWorkflow by alice", "WatchWorkflow by bob"]
+    );
+}
+
+#[tokio::test]
+async fn missing_and_forged_tokens_are_unauthenticated_before_the_handler() {
+    let (addr, log) = serve(demo_layer()).await;
+    let mut client = client(addr).await;
+    let missing = client
+        .start_workflow(tonic::Request::new(start("orders", "o-1")))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::Unauthenticated);
+    assert_eq!(missing.message(), "unauthenticated: missing credentials");
+    let forged = client
+        .start_workflow(as_user("forged-secret-token", start("orders", "o-1")))
+        .await
+        .unwrap_err();
+    assert_eq!(forged.code(), Code::Unauthenticated);
+    assert!(
+        !forged.message().contains("forged-secret-token"),
+        "tokens are never echoed"
+    );
+    assert!(log.is_empty());
+}
+
+#[tokio::test]
+async fn shadow_mode_lets_a_denied_call_through() {
+    let layer = Warden::builder(operation_map())
+        .authenticate(identities())
+        .signal(policies::writers())
+        .shadow()
+        .build()
+        .unwrap();
+    let (addr, log) = serve(layer).await;
+    let mut client = client(addr).await;
+    // Bob may not start or signal; in shadow mode both go through (and are logged as denials).
+    client
+        .start_workflow(as_user("bob-token", start("orders", "o-1")))
+        .await
+        .unwrap();
+    client
+        .signal_workflow(as_user("bob-token", signal("orders", "o-1", "x")))
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 2);
+}
+
+#[tokio::test]
+async fn the_update_layer_alone_guards_updates() {
+    let stack = ServiceBuilder::new()
+        .layer(ClassifyLayer::new(operation_map()))
+        .layer(AuthenticateLayer::new(identities()))
+        .layer(UpdateLayer::new(policies::updates_up_to_1000()))
+        .layer(AuthorizeLayer::otherwise(AllowAll::new()))
+        .layer(RequireDecisionLayer::new());
+    let (addr, log) = serve(stack).await;
+    let mut client = client(addr).await;
+    client
+        .start_workflow(as_user("bob-token", start("orders", "o-1")))
+        .await
+        .unwrap();
+    let denied = client
+        .update_workflow(as_user("bob-token", update("orders", "o-1", 1)))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(log.calls(), ["StartWorkflow by bob"]);
+}
