@@ -19,3 +19,8 @@
 
 pub use warden_core as core;
 pub use warden_tower as tower;
+
+/// The README's examples, compiled as doc tests so the README never lies.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

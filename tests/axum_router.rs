@@ -1,6 +1,8 @@
 //! One axum `Router` serving gRPC (the tonic service) and plain JSON routes behind one Warden
 //! stack, over real loopback TCP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup step should fail the test loudly
+
 mod support;
 
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! each is refused with the right status and a message that says what was wrong, and none
 //! reaches a handler.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup step should fail the test loudly
+
 mod support;
 
 use std::io::Write;

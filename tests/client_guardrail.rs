@@ -1,6 +1,8 @@
 //! Warden around a tonic *client* channel: a client-side guardrail. A denied call never leaves
 //! the process; the real server behind loopback records nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup step should fail the test loudly
+
 mod support;
 
 use support::*;

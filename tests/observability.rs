@@ -1,6 +1,8 @@
 //! Every decision is one `tracing` audit event and updates the metrics; credentials never
 //! appear in either.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup step should fail the test loudly
+
 mod support;
 
 use std::{

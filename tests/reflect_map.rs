@@ -1,5 +1,7 @@
 //! Operation maps built at run time from a protobuf descriptor set and field paths in config.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup step should fail the test loudly
+
 mod support;
 
 use support::*;

@@ -1,5 +1,7 @@
 //! Warden's layers in a real tonic server over loopback TCP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup step should fail the test loudly
+
 mod support;
 
 use std::time::Duration;

@@ -1,4 +1,5 @@
 //! Shared helpers for Warden's integration tests: real servers on loopback, clients, and raw
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup step should fail the test loudly
 //! HTTP/2 requests for malformed input.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 

@@ -210,10 +210,10 @@ pub fn grpc_trailers_only(code: Code, message: &str) -> Response<Bytes> {
     if let Ok(value) = HeaderValue::from_str(&encoded) {
         headers.insert("grpc-message", value);
     }
-    if code == Code::Unimplemented {
-        if let Ok(value) = HeaderValue::from_str(&crate::grpc::accepted_encodings()) {
-            headers.insert("grpc-accept-encoding", value);
-        }
+    if code == Code::Unimplemented
+        && let Ok(value) = HeaderValue::from_str(&crate::grpc::accepted_encodings())
+    {
+        headers.insert("grpc-accept-encoding", value);
     }
     response
 }
