@@ -3,10 +3,12 @@
 //! 1. In process: the full stack (classify + decode + authenticate + a rules-style policy)
 //!    around a trivial inner service, against the same service bare: the layers' own cost.
 //! 2. Over loopback HTTP/2 with tonic: the example `SignalWorkflow` unary call served bare,
-//!    behind the full stack, and behind a tonic `Interceptor` that only checks a header (what a
+//!    behind a no-op layer, behind the full stack, and behind a tonic `Interceptor` that only checks a header (what a
 //!    user would otherwise pick). Sequential calls give p50/p99 latency; 32 concurrent callers
-//!    give throughput. Rounds alternate between the three servers so that machine noise hits
-//!    them alike.
+//!    give throughput. A fourth server carries a no-op tower-http layer: the floor any
+//!    `Server::layer` middleware pays in tonic. The servers run on their own one-worker runtime and the callers on a
+//!    single-threaded one, each keeping a core; rounds alternate between the three servers so
+//!    that machine noise hits them alike.
 //!
 //! Run with `cargo bench --bench grpc_overhead` (`-- --quick` for a short run).
 
@@ -43,6 +45,7 @@ use warden_tower::{Warden, WardenLayer};
 /// rules scanned in order, the first match deciding, default deny.
 fn rules_layer() -> WardenLayer {
     struct Rule {
+        id: std::sync::Arc<str>,
         kind: OperationKind,
         namespace: String,
         min_role: Roles,
@@ -51,6 +54,7 @@ fn rules_layer() -> WardenLayer {
     let mut rules = Vec::new();
     for i in 0..20 {
         rules.push(Rule {
+            id: format!("rule-{i}").into(),
             kind: OperationKind::Signal,
             namespace: format!("tenant-{i}"),
             min_role: Roles::WRITER,
@@ -58,12 +62,14 @@ fn rules_layer() -> WardenLayer {
         });
     }
     rules.push(Rule {
+        id: "rule-orders-approve".into(),
         kind: OperationKind::Signal,
         namespace: "orders".into(),
         min_role: Roles::WRITER,
         name: Some("approve"),
     });
     rules.push(Rule {
+        id: "rule-orders-execute".into(),
         kind: OperationKind::Execute,
         namespace: "orders".into(),
         min_role: Roles::WRITER,
@@ -72,15 +78,15 @@ fn rules_layer() -> WardenLayer {
     let policy = policy_fn("rules", move |request: &AuthzRequest| {
         let op = &request.operation;
         let role = request.subject.role_in(op.namespace.as_deref());
-        for (i, rule) in rules.iter().enumerate() {
+        for rule in &rules {
             if rule.kind == op.kind
                 && op.namespace.as_deref() == Some(rule.namespace.as_str())
                 && rule.name.is_none_or(|n| op.name.as_deref() == Some(n))
             {
                 return if role.bits() >= rule.min_role.bits() {
-                    Decision::allow(format!("rule-{i}"))
+                    Decision::allow(std::sync::Arc::clone(&rule.id))
                 } else {
-                    Decision::deny(format!("rule-{i}"), "role too low")
+                    Decision::deny(std::sync::Arc::clone(&rule.id), "role too low")
                 };
             }
         }
@@ -189,7 +195,7 @@ async fn listen() -> (TcpListener, SocketAddr) {
 
 async fn serve_bare() -> SocketAddr {
     let (listener, addr) = listen().await;
-    let router = Server::builder().add_service(ExampleService::new().into_server());
+    let router = Server::builder().add_service(ExampleService::lean().into_server());
     tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
     addr
 }
@@ -198,7 +204,19 @@ async fn serve_warden() -> SocketAddr {
     let (listener, addr) = listen().await;
     let router = Server::builder()
         .layer(rules_layer())
-        .add_service(ExampleService::new().into_server());
+        .add_service(ExampleService::lean().into_server());
+    tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
+    addr
+}
+
+/// The floor of any middleware added with `Server::layer`: a no-op tower-http layer.
+async fn serve_noop_layer() -> SocketAddr {
+    let (listener, addr) = listen().await;
+    let noop =
+        tower_http::map_request_body::MapRequestBodyLayer::new(|body: tonic::body::Body| body);
+    let router = Server::builder()
+        .layer(noop)
+        .add_service(ExampleService::lean().into_server());
     tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
     addr
 }
@@ -213,7 +231,7 @@ fn header_check(request: Request<()>) -> Result<Request<()>, Status> {
 
 async fn serve_interceptor() -> SocketAddr {
     let (listener, addr) = listen().await;
-    let service = WorkflowServiceServer::with_interceptor(ExampleService::new(), header_check);
+    let service = WorkflowServiceServer::with_interceptor(ExampleService::lean(), header_check);
     let router = Server::builder().add_service(service);
     tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
     addr
@@ -255,13 +273,15 @@ async fn sequential(client: &mut WorkflowServiceClient<Channel>, calls: usize, o
     }
 }
 
+/// Calls per second, and server CPU nanoseconds per call.
 async fn concurrent(
     client: &WorkflowServiceClient<Channel>,
     callers: usize,
     duration: Duration,
-) -> f64 {
+) -> (f64, f64) {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
+    let cpu_before = server_cpu_ns();
     let tasks: Vec<_> = (0..callers)
         .map(|_| {
             let mut client = client.clone();
@@ -282,7 +302,46 @@ async fn concurrent(
     for task in tasks {
         total += task.await.unwrap();
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    let cpu = server_cpu_ns() - cpu_before;
+    (
+        total as f64 / started.elapsed().as_secs_f64(),
+        cpu as f64 / total as f64,
+    )
+}
+
+/// Server CPU nanoseconds per call at a fixed offered load of `rate` calls per second, spread
+/// over 32 callers. At the same rate the transport batches alike for every server, so the
+/// difference is the middleware's own cost.
+async fn paced(client: &WorkflowServiceClient<Channel>, rate: u64, duration: Duration) -> f64 {
+    const CALLERS: u64 = 32;
+    let period = Duration::from_nanos(1_000_000_000 * CALLERS / rate);
+    let cpu_before = server_cpu_ns();
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let start = tokio::time::Instant::now() + period * i as u32 / CALLERS as u32;
+                let mut ticks = tokio::time::interval_at(start, period);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let deadline = tokio::time::Instant::now() + duration;
+                let mut done = 0u64;
+                while tokio::time::Instant::now() < deadline {
+                    ticks.tick().await;
+                    client
+                        .signal_workflow(authorized(signal_message()))
+                        .await
+                        .unwrap();
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    (server_cpu_ns() - cpu_before) as f64 / total as f64
 }
 
 struct Target {
@@ -290,29 +349,82 @@ struct Target {
     client: WorkflowServiceClient<Channel>,
     latencies: Vec<f64>,
     throughput: Vec<f64>,
+    cpu_per_call: Vec<f64>,
+    paced_cpu: Vec<f64>,
 }
 
-async fn loopback(rounds: usize, calls: usize, window: Duration) {
-    let mut targets = vec![
-        Target {
-            name: "tonic, bare",
-            client: client(serve_bare().await).await,
-            latencies: vec![],
-            throughput: vec![],
-        },
-        Target {
-            name: "tonic + full Warden stack",
-            client: client(serve_warden().await).await,
-            latencies: vec![],
-            throughput: vec![],
-        },
-        Target {
-            name: "tonic + header-only Interceptor",
-            client: client(serve_interceptor().await).await,
-            latencies: vec![],
-            throughput: vec![],
-        },
+const SERVER_THREAD: &str = "bench-server";
+
+/// The offered load of the paced phase: about a third of what the bare server sustains here.
+const PACED_RATE: u64 = 8_000;
+
+/// Nanoseconds the server threads have run on a CPU (the first field of `schedstat`), so that
+/// server cost per call is measured even where the load generator, not the server, is the
+/// bottleneck.
+fn server_cpu_ns() -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != SERVER_THREAD {
+            continue;
+        }
+        let schedstat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    total
+}
+
+/// Starts the three servers on their own one-worker runtime, so that on a small machine the
+/// servers and the load generator each keep a core.
+fn start_servers() -> [SocketAddr; 4] {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(SERVER_THREAD)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let addrs = [
+                serve_bare().await,
+                serve_noop_layer().await,
+                serve_warden().await,
+                serve_interceptor().await,
+            ];
+            tx.send(addrs).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+async fn loopback(addrs: [SocketAddr; 4], rounds: usize, calls: usize, window: Duration) {
+    let names = [
+        "tonic, bare",
+        "tonic + no-op tower layer",
+        "tonic + full Warden stack",
+        "tonic + header-only Interceptor",
     ];
+    let mut targets = Vec::new();
+    for (name, addr) in names.into_iter().zip(addrs) {
+        targets.push(Target {
+            name,
+            client: client(addr).await,
+            latencies: vec![],
+            throughput: vec![],
+            cpu_per_call: vec![],
+            paced_cpu: vec![],
+        });
+    }
     // Warm up connections and allocators.
     for target in &mut targets {
         sequential(&mut target.client, calls / 4, &mut Vec::new()).await;
@@ -322,43 +434,64 @@ async fn loopback(rounds: usize, calls: usize, window: Duration) {
             let mut latencies = Vec::new();
             sequential(&mut target.client, calls, &mut latencies).await;
             target.latencies.extend(latencies);
-            let rate = concurrent(&target.client, 32, window).await;
+            let (rate, cpu) = concurrent(&target.client, 32, window).await;
             target.throughput.push(rate);
+            target.cpu_per_call.push(cpu);
+            target
+                .paced_cpu
+                .push(paced(&target.client, PACED_RATE, window).await);
         }
     }
     println!("## Loopback HTTP/2, unary `SignalWorkflow` ({rounds} interleaved rounds)\n");
     println!(
-        "Latency: {calls} sequential calls per round. Throughput: 32 concurrent callers on one connection, {window:?} per round, median of rounds.\n"
+        "Latency: {calls} sequential calls per round. Load: 32 concurrent callers on one connection, \
+         {window:?} per round; throughput and server CPU per call are medians of rounds. On two cores \
+         the single-threaded load generator saturates first, so server CPU per call is the figure \
+         that bounds a server's throughput.\n"
     );
-    println!("| server | p50 | p99 | throughput (calls/s) |");
-    println!("|---|---|---|---|");
+    println!(
+        "| server | p50 | p99 | saturated throughput (calls/s) | server CPU per call, saturated | server CPU per call at {PACED_RATE} calls/s |"
+    );
+    println!("|---|---|---|---|---|---|");
     let mut summary = Vec::new();
     for target in &mut targets {
         target.latencies.sort_by(f64::total_cmp);
         let p50 = percentile(&target.latencies, 0.5) / 1e3;
         let p99 = percentile(&target.latencies, 0.99) / 1e3;
         let rate = median(target.throughput.clone());
+        let cpu = median(target.cpu_per_call.clone()) / 1e3;
+        let paced_cpu = median(target.paced_cpu.clone()) / 1e3;
         println!(
-            "| {} | {p50:.1} µs | {p99:.1} µs | {rate:.0} |",
+            "| {} | {p50:.1} µs | {p99:.1} µs | {rate:.0} | {cpu:.1} µs | {paced_cpu:.1} µs |",
             target.name
         );
-        summary.push((p50, p99, rate));
+        summary.push((p50, p99, rate, cpu, paced_cpu));
     }
-    let (bare, warden, interceptor) = (summary[0], summary[1], summary[2]);
     println!();
+    let bare = summary[0];
+    for (name, other) in [
+        ("No-op layer", summary[1]),
+        ("Warden", summary[2]),
+        ("Interceptor", summary[3]),
+    ] {
+        println!(
+            "- {name} vs bare: added p50 {:+.1} µs, added p99 {:+.1} µs; server CPU per call {:+.1} µs at {PACED_RATE} calls/s \
+             (a CPU-bound server would keep {:.1}% of its throughput), {:+.1} µs saturated; saturated throughput ratio {:.3}",
+            other.0 - bare.0,
+            other.1 - bare.1,
+            other.4 - bare.4,
+            bare.4 / other.4 * 100.0,
+            other.3 - bare.3,
+            other.2 / bare.2,
+        );
+    }
+    let (noop, warden) = (summary[1], summary[2]);
     println!(
-        "- Warden vs bare: throughput ratio {:.3} ({:+.1}%), added p50 {:+.1} µs, added p99 {:+.1} µs",
-        warden.2 / bare.2,
-        (warden.2 / bare.2 - 1.0) * 100.0,
-        warden.0 - bare.0,
-        warden.1 - bare.1
-    );
-    println!(
-        "- Interceptor vs bare: throughput ratio {:.3} ({:+.1}%), added p50 {:+.1} µs, added p99 {:+.1} µs",
-        interceptor.2 / bare.2,
-        (interceptor.2 / bare.2 - 1.0) * 100.0,
-        interceptor.0 - bare.0,
-        interceptor.1 - bare.1
+        "- Warden vs the no-op layer (its own cost over any `Server::layer` middleware): server CPU per call {:+.1} µs at {PACED_RATE} calls/s, saturated throughput ratio {:.3}, added p50 {:+.1} µs, added p99 {:+.1} µs",
+        warden.4 - noop.4,
+        warden.2 / noop.2,
+        warden.0 - noop.0,
+        warden.1 - noop.1,
     );
 }
 
@@ -367,16 +500,17 @@ fn main() {
     // smoke run checks the bench still works without taking minutes in a debug build.
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    runtime.block_on(in_process(if quick { 500 } else { 50_000 }));
+    let addrs = start_servers();
     runtime.block_on(async {
-        in_process(if quick { 500 } else { 50_000 }).await;
         if quick {
-            loopback(1, 100, Duration::from_millis(200)).await;
+            loopback(addrs, 1, 100, Duration::from_millis(200)).await;
         } else {
-            loopback(5, 4_000, Duration::from_secs(2)).await;
+            loopback(addrs, 10, 2_000, Duration::from_secs(1)).await;
         }
     });
 }

@@ -422,3 +422,154 @@ async fn the_update_layer_alone_guards_updates() {
     assert_eq!(denied.code(), Code::PermissionDenied);
     assert_eq!(log.calls(), ["StartWorkflow by bob"]);
 }
+
+/// A claim mapper that answers asynchronously, or never.
+struct SlowMapper {
+    hang: bool,
+}
+
+impl warden_core::ClaimMapper for SlowMapper {
+    fn map(&self, info: &warden_core::AuthInfo) -> warden_core::identity::Mapping {
+        let hang = self.hang;
+        let known = info
+            .bearer
+            .as_ref()
+            .map(|t| t.expose() == "alice-token")
+            .unwrap_or(false);
+        warden_core::Answer::pending(async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            tokio::task::yield_now().await;
+            if known {
+                Ok(std::sync::Arc::new(warden_core::Claims::for_subject(
+                    "alice",
+                )))
+            } else {
+                Err(warden_core::AuthError::invalid("unknown token"))
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_one_line_stack_handles_async_mappers_and_policies() {
+    let directory = async_policy_fn(
+        "directory",
+        |request: warden_core::AuthzRequest| async move {
+            tokio::task::yield_now().await;
+            Ok(
+                if request.operation.namespace.as_deref() == Some("orders") {
+                    Decision::allow("directory")
+                } else {
+                    Decision::deny("directory", "not in the directory")
+                },
+            )
+        },
+    );
+    let layer = Warden::builder(operation_map())
+        .authenticate(SlowMapper { hang: false })
+        .execute(directory)
+        .build()
+        .unwrap();
+    let (addr, log) = serve(layer).await;
+    let mut client = client(addr).await;
+    let allowed = client
+        .start_workflow(as_user("alice-token", start("orders", "o-1")))
+        .await
+        .unwrap();
+    assert_eq!(allowed.metadata().get(DECIDER_HEADER).unwrap(), "directory");
+    let denied = client
+        .start_workflow(as_user("alice-token", start("billing", "b-1")))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(denied.message(), "permission denied: not in the directory");
+    let unknown = client
+        .start_workflow(as_user("bob-token", start("orders", "o-2")))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::Unauthenticated);
+    assert_eq!(log.calls(), ["StartWorkflow by alice"]);
+}
+
+#[tokio::test]
+async fn a_claim_mapper_that_hangs_is_unavailable_after_its_timeout() {
+    for separate_layers in [false, true] {
+        let authenticate =
+            AuthenticateLayer::new(SlowMapper { hang: true }).timeout(Duration::from_millis(50));
+        let status = if separate_layers {
+            let stack = ServiceBuilder::new()
+                .layer(ClassifyLayer::new(operation_map()))
+                .layer(authenticate)
+                .layer(AuthorizeLayer::otherwise(AllowAll::new()));
+            let (addr, log) = serve(stack).await;
+            let status = client(addr)
+                .await
+                .start_workflow(as_user("alice-token", start("orders", "o")))
+                .await
+                .unwrap_err();
+            assert!(log.is_empty());
+            status
+        } else {
+            let layer = Warden::builder(operation_map())
+                .authenticate_with(authenticate)
+                .otherwise(AllowAll::new())
+                .build()
+                .unwrap();
+            let (addr, log) = serve(layer).await;
+            let status = client(addr)
+                .await
+                .start_workflow(as_user("alice-token", start("orders", "o")))
+                .await
+                .unwrap_err();
+            assert!(log.is_empty());
+            status
+        };
+        assert_eq!(
+            status.code(),
+            Code::Unavailable,
+            "separate layers: {separate_layers}"
+        );
+        assert!(
+            status.message().contains("no answer within"),
+            "{}",
+            status.message()
+        );
+    }
+}
+
+/// Answers refusals with an extra header, as a Temporal-shaped responder would add details.
+struct TaggedResponder;
+
+impl warden_tower::rejection::Respond for TaggedResponder {
+    fn respond(
+        &self,
+        rejection: &warden_tower::Rejection,
+        protocol: warden_core::Protocol,
+    ) -> http::Response<bytes::Bytes> {
+        let mut response = warden_tower::rejection::DefaultResponder.respond(rejection, protocol);
+        response
+            .headers_mut()
+            .insert("x-refused-by", "warden".parse().unwrap());
+        response
+    }
+}
+
+#[tokio::test]
+async fn a_custom_responder_shapes_every_refusal() {
+    let layer = Warden::builder(operation_map())
+        .authenticate(identities())
+        .responder(TaggedResponder)
+        .build()
+        .unwrap();
+    let (addr, log) = serve(layer).await;
+    let denied = client(addr)
+        .await
+        .start_workflow(as_user("alice-token", start("orders", "o")))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(denied.metadata().get("x-refused-by").unwrap(), "warden");
+    assert!(log.is_empty());
+}

@@ -31,11 +31,11 @@ use std::{
 use http::{HeaderMap, HeaderName, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
-use warden_core::{Answer, AuthError, AuthInfo, ClaimMapper, Claims, RequestContext, Secret};
+use warden_core::{Answer, AuthError, AuthInfo, ClaimMapper, Claims, Secret};
 
 use crate::{
     body::ResponseBody,
-    gate::{Gate, refusal_context},
+    gate::{CallInfo, Gate, refusal_context},
     rejection::{Code, Rejection},
 };
 
@@ -55,7 +55,7 @@ pub struct AuthenticateLayer {
 }
 
 #[derive(Clone)]
-struct Config {
+pub(crate) struct Config {
     mapper: Arc<dyn ClaimMapper>,
     api_key_header: Option<HeaderName>,
     metadata: Vec<HeaderName>,
@@ -115,6 +115,12 @@ impl AuthenticateLayer {
     }
 }
 
+impl AuthenticateLayer {
+    pub(crate) fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config)
+    }
+}
+
 impl<S> Layer<S> for AuthenticateLayer {
     type Service = Authenticate<S>;
 
@@ -140,7 +146,7 @@ impl<S> fmt::Debug for Authenticate<S> {
 }
 
 impl Config {
-    fn auth_info(
+    pub(crate) fn auth_info(
         &self,
         headers: &HeaderMap,
         extensions: &http::Extensions,
@@ -171,7 +177,11 @@ impl Config {
         if let Some(chain) = extensions.get::<PeerCertificates>() {
             info = info.with_peer_certificates(Arc::clone(&chain.0));
         }
-        info = info.with_peer_addr(extensions.get::<RequestContext>().and_then(|c| c.peer_addr));
+        info = info.with_peer_addr(
+            extensions
+                .get::<CallInfo>()
+                .and_then(|c| c.context.peer_addr),
+        );
         for name in &self.metadata {
             if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
                 info.metadata
@@ -181,7 +191,11 @@ impl Config {
         Ok(info)
     }
 
-    fn map(&self, info: &AuthInfo) -> Answer<Result<Arc<Claims>, AuthError>> {
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub(crate) fn map(&self, info: &AuthInfo) -> Answer<Result<Arc<Claims>, AuthError>> {
         match catch_unwind(AssertUnwindSafe(|| self.mapper.map(info))) {
             Ok(answer) => answer,
             Err(_) => Answer::Ready(Err(AuthError::unavailable("the claim mapper panicked"))),
@@ -189,8 +203,8 @@ impl Config {
     }
 }
 
-fn rejection(error: &AuthError) -> Rejection {
-    metrics::counter!("warden_authentication_failures_total").increment(1);
+pub(crate) fn rejection(error: &AuthError) -> Rejection {
+    crate::telemetry::record_authentication_failure();
     tracing::info!(target: "warden::audit", reason = %error, "authentication failed");
     let code = match error {
         AuthError::Unavailable { .. } => Code::Unavailable,
@@ -212,23 +226,31 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = mem::replace(&mut self.inner, clone);
-        let (responder, protocol) = refusal_context(&request);
         let info = match self
             .config
             .auth_info(request.headers(), request.extensions())
         {
             Ok(info) => info,
-            Err(error) => return Gate::refused(&responder, protocol, &rejection(&error)),
+            Err(error) => {
+                let (responder, protocol) = refusal_context(&request);
+                return Gate::refused(&responder, protocol, &rejection(&error));
+            }
         };
         match self.config.map(&info) {
             Answer::Ready(Ok(claims)) => {
                 request.extensions_mut().insert(claims);
-                Gate::calling(inner.call(request))
+                // The inner service was polled ready: call it directly, no clone needed.
+                Gate::calling(self.inner.call(request))
             }
-            Answer::Ready(Err(error)) => Gate::refused(&responder, protocol, &rejection(&error)),
+            Answer::Ready(Err(error)) => {
+                let (responder, protocol) = refusal_context(&request);
+                Gate::refused(&responder, protocol, &rejection(&error))
+            }
             Answer::Pending(mapping) => {
+                // The call happens later: take the ready service, leave a clone in its place.
+                let clone = self.inner.clone();
+                let inner = mem::replace(&mut self.inner, clone);
+                let (responder, protocol) = refusal_context(&request);
                 let limit = self.config.timeout;
                 let check = Answer::pending(async move {
                     match tokio::time::timeout(limit, mapping).await {

@@ -6,10 +6,10 @@ use tower_layer::Layer;
 use warden_core::{ClaimMapper, KindSet, OperationKind, Policy, SharedPolicy, policy::DenyAll};
 
 use crate::{
-    AuthenticateLayer, AuthorizeLayer, ClassifyLayer, RequireDecisionLayer,
-    authenticate::Authenticate,
-    authorize::{Authorize, Authorizer, RequireDecision},
+    AuthenticateLayer, ClassifyLayer,
+    authorize::Authorizer,
     classify::{Classify, PeerAddrFn},
+    guard::Guard,
     map::{HttpOperationMap, OperationMap},
     rejection::Respond,
 };
@@ -57,7 +57,7 @@ pub enum BuildError {
 }
 
 /// Assembles classify → authenticate → authorize (per kind, then `otherwise`, deny by default)
-/// → require-decision.
+/// → require-decision; see [`WardenLayer`].
 #[must_use]
 pub struct WardenBuilder {
     classify: ClassifyLayer,
@@ -205,30 +205,33 @@ impl WardenBuilder {
         Ok(WardenLayer {
             classify: self.classify,
             authenticate,
-            authorize: AuthorizeLayer::from_authorizers(authorizers),
+            authorizers: authorizers.into(),
         })
     }
 }
 
-/// The assembled stack: [`Classify`] → [`Authenticate`] → [`Authorize`] → [`RequireDecision`].
+/// The assembled stack: [`Classify`], then one [`Guard`] that authenticates, authorizes per
+/// kind and requires a decision — the same as [`AuthenticateLayer`], the authorization layers
+/// and [`RequireDecisionLayer`] stacked, in one service.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct WardenLayer {
     classify: ClassifyLayer,
     authenticate: AuthenticateLayer,
-    authorize: AuthorizeLayer,
+    authorizers: Arc<[Authorizer]>,
 }
 
 /// The service the assembled stack produces around `S`.
-pub type WardenService<S> = Classify<Authenticate<Authorize<RequireDecision<S>>>>;
+pub type WardenService<S> = Classify<Guard<S>>;
 
 impl<S> Layer<S> for WardenLayer {
     type Service = WardenService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        self.classify.layer(
-            self.authenticate
-                .layer(self.authorize.layer(RequireDecisionLayer.layer(inner))),
-        )
+        self.classify.layer(Guard {
+            inner,
+            authenticate: self.authenticate.config(),
+            authorizers: Arc::clone(&self.authorizers),
+        })
     }
 }

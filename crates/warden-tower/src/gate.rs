@@ -4,6 +4,7 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -15,31 +16,33 @@ use warden_core::{AnswerFuture, Protocol, RequestContext};
 
 use crate::{
     body::ResponseBody,
+    classify::stream::StreamChecks,
     grpc::{GrpcContentType, classify_content_type},
     rejection::{DefaultResponder, Rejection, SharedResponder},
 };
 
-/// The responder installed by the classify layer, shared through request extensions so every
-/// layer refuses calls the same way.
+/// What the classify layer tells the layers below about a call, in one request extension:
+/// its context, the responder every layer refuses with, and the checks of later stream
+/// messages.
 #[derive(Clone)]
-pub(crate) struct Responder(pub(crate) SharedResponder);
+pub(crate) struct CallInfo {
+    pub(crate) context: RequestContext,
+    pub(crate) responder: SharedResponder,
+    pub(crate) checks: Option<Arc<StreamChecks>>,
+}
 
 /// How to answer a refusal of `request`: its protocol and the installed responder.
 pub(crate) fn refusal_context<B>(request: &Request<B>) -> (SharedResponder, Protocol) {
-    let responder = request
-        .extensions()
-        .get::<Responder>()
-        .map(|r| r.0.clone())
-        .unwrap_or_else(|| std::sync::Arc::new(DefaultResponder));
-    let protocol = request
-        .extensions()
-        .get::<RequestContext>()
-        .map(|c| c.protocol)
-        .unwrap_or_else(|| match classify_content_type(request.headers()) {
-            GrpcContentType::NotGrpc => Protocol::Http,
-            _ => Protocol::Grpc,
-        });
-    (responder, protocol)
+    match request.extensions().get::<CallInfo>() {
+        Some(call) => (Arc::clone(&call.responder), call.context.protocol),
+        None => {
+            let protocol = match classify_content_type(request.headers()) {
+                GrpcContentType::NotGrpc => Protocol::Http,
+                _ => Protocol::Grpc,
+            };
+            (Arc::new(DefaultResponder), protocol)
+        }
+    }
 }
 
 pub(crate) fn refuse<B>(
@@ -52,8 +55,33 @@ pub(crate) fn refuse<B>(
         .map(ResponseBody::full)
 }
 
-/// What an admitted request carries on: an extension to insert before the inner call.
+/// What an admitted request carries on: extensions to insert before the inner call.
 pub(crate) type Admission<T> = Result<T, Rejection>;
+
+/// Puts what a check proved into the request extensions.
+pub trait Admit: Send + 'static {
+    /// Inserts the extensions.
+    fn admit(self, extensions: &mut http::Extensions);
+}
+
+impl Admit for Arc<warden_core::Claims> {
+    fn admit(self, extensions: &mut http::Extensions) {
+        extensions.insert(self);
+    }
+}
+
+impl Admit for warden_core::Decision {
+    fn admit(self, extensions: &mut http::Extensions) {
+        extensions.insert(self);
+    }
+}
+
+impl Admit for (Arc<warden_core::Claims>, warden_core::Decision) {
+    fn admit(self, extensions: &mut http::Extensions) {
+        extensions.insert(self.0);
+        extensions.insert(self.1);
+    }
+}
 
 pin_project! {
     /// Response future of Warden's authenticate, authorize and require-decision services.
@@ -125,7 +153,7 @@ where
 impl<S, B, T, ResB> Future for Gate<S, B, T>
 where
     S: Service<Request<B>, Response = Response<ResB>>,
-    T: Clone + Send + Sync + 'static,
+    T: Admit,
 {
     type Output = Result<Response<ResponseBody<ResB>>, S::Error>;
 
@@ -140,7 +168,7 @@ where
                     };
                     match admission {
                         Ok(extension) => {
-                            request.extensions_mut().insert(extension);
+                            extension.admit(request.extensions_mut());
                             let future = inner.call(request);
                             state.set(GateState::Calling { future });
                         }

@@ -51,8 +51,10 @@ mod builder;
 pub mod classify;
 mod gate;
 mod grpc;
+mod guard;
 pub mod map;
 pub mod rejection;
+mod telemetry;
 
 pub use authenticate::{AuthenticateLayer, PeerCertificates};
 pub use authorize::{
@@ -62,5 +64,6 @@ pub use authorize::{
 pub use body::ResponseBody;
 pub use builder::{BuildError, Warden, WardenBuilder, WardenLayer, WardenService};
 pub use classify::{ClassifiedBody, ClassifyLayer, PeerAddr};
-pub use gate::Gate;
+pub use gate::{Admit, Gate};
+pub use guard::Guard;
 pub use rejection::{Code, Rejection};

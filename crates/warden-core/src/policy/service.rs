@@ -47,3 +47,45 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use tower::service_fn;
+
+    use super::*;
+    use crate::{Claims, Effect, Operation, OperationKind};
+
+    #[tokio::test]
+    async fn a_tower_service_decides_and_its_errors_are_policy_errors() {
+        let decider = ServicePolicy::new(service_fn(|request: AuthzRequest| async move {
+            Ok::<_, Infallible>(if request.subject.subject.as_deref() == Some("ann") {
+                Decision::allow("pdp")
+            } else {
+                Decision::deny("pdp", "not ann")
+            })
+        }));
+        let ask = |who: &str| {
+            AuthzRequest::new(
+                Claims::for_subject(who),
+                Operation::new(OperationKind::Query, "s", "m"),
+            )
+        };
+        assert_eq!(
+            decider.evaluate(&ask("ann")).await.unwrap().effect(),
+            Effect::Allow
+        );
+        assert_eq!(
+            decider.evaluate(&ask("bob")).await.unwrap().effect(),
+            Effect::Deny
+        );
+
+        let broken = ServicePolicy::new(service_fn(|_: AuthzRequest| async {
+            Err::<Decision, _>(std::io::Error::other("connection refused"))
+        }));
+        let error = broken.evaluate(&ask("ann")).await.unwrap_err();
+        assert_eq!(error.kind(), crate::PolicyErrorKind::Unavailable);
+        assert_eq!(error.message(), "connection refused");
+    }
+}

@@ -10,7 +10,10 @@ use std::{
 use pin_project_lite::pin_project;
 use warden_core::{Answer, AuthzRequest, Decision, Effect, KindSet, PolicyError, SharedPolicy};
 
-use crate::rejection::{Code, Rejection};
+use crate::{
+    rejection::{Code, Rejection},
+    telemetry::{Outcome, record_decision},
+};
 
 /// How long a policy may take before the call is denied `UNAVAILABLE`.
 pub const DEFAULT_POLICY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -121,15 +124,15 @@ impl Authorizer {
         started: Instant,
     ) -> Result<Decision, Rejection> {
         let elapsed = started.elapsed();
-        let kind = request.operation.kind.as_str();
         let outcome = match &result {
-            Ok(decision) => decision.effect().as_str(),
-            Err(_) => "error",
+            Ok(decision) => match decision.effect() {
+                Effect::Allow => Outcome::Allow,
+                Effect::Deny => Outcome::Deny,
+                Effect::NotApplicable => Outcome::NotApplicable,
+            },
+            Err(_) => Outcome::Error,
         };
-        metrics::counter!("warden_decisions_total", "kind" => kind, "outcome" => outcome, "layer" => self.inner.layer)
-            .increment(1);
-        metrics::histogram!("warden_decision_duration_seconds", "kind" => kind)
-            .record(elapsed.as_secs_f64());
+        record_decision(request.operation.kind, outcome, elapsed.as_secs_f64());
         audit(
             request,
             self.inner.layer,

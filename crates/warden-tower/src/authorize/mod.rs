@@ -45,13 +45,12 @@ use tower_layer::Layer;
 use tower_service::Service;
 use warden_core::{
     Answer, AuthzRequest, Claims, Decision, KindSet, Operation, OperationKind, Policy,
-    RequestContext,
 };
 
 use crate::{
     body::ResponseBody,
-    classify::stream::{StreamChecks, no_layer_decides},
-    gate::{Gate, refusal_context},
+    classify::stream::no_layer_decides,
+    gate::{CallInfo, Gate, refusal_context},
     rejection::{Code, Rejection},
 };
 
@@ -141,19 +140,18 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = mem::replace(&mut self.inner, clone);
-        let (responder, protocol) = refusal_context(&request);
         let extensions = request.extensions();
         let Some(operation) = extensions.get::<Arc<Operation>>().cloned() else {
             let rejection = Rejection::new(
                 Code::Internal,
                 "authorization misconfigured: no operation in the request; put ClassifyLayer before the authorization layers",
             );
+            let (responder, protocol) = refusal_context(&request);
             return Gate::refused(&responder, protocol, &rejection);
         };
         let claims = extensions.get::<Arc<Claims>>().cloned();
-        if let (Some(checks), Some(claims)) = (extensions.get::<Arc<StreamChecks>>(), &claims) {
+        let call = extensions.get::<CallInfo>();
+        if let (Some(checks), Some(claims)) = (call.and_then(|c| c.checks.as_ref()), &claims) {
             checks.register(Arc::clone(&self.authorizers), Arc::clone(claims));
         }
         let Some(claims) = claims else {
@@ -161,22 +159,27 @@ where
                 Code::Internal,
                 "authorization misconfigured: no claims in the request; put AuthenticateLayer before the authorization layers",
             );
+            let (responder, protocol) = refusal_context(&request);
             return Gate::refused(&responder, protocol, &rejection);
         };
         let decided = extensions.get::<Decision>().is_some();
-        let context = extensions
-            .get::<RequestContext>()
-            .cloned()
-            .unwrap_or_default();
+        let context = call.map(|c| c.context.clone()).unwrap_or_default();
         let authz = AuthzRequest::new(claims, operation).with_context(context);
         match check_all(&self.authorizers, &authz, decided) {
             Answer::Ready(Ok(Some(decision))) => {
                 request.extensions_mut().insert(decision);
-                Gate::calling(inner.call(request))
+                // The inner service was polled ready: call it directly, no clone needed.
+                Gate::calling(self.inner.call(request))
             }
-            Answer::Ready(Ok(None)) => Gate::calling(inner.call(request)),
-            Answer::Ready(Err(rejection)) => Gate::refused(&responder, protocol, &rejection),
+            Answer::Ready(Ok(None)) => Gate::calling(self.inner.call(request)),
+            Answer::Ready(Err(rejection)) => {
+                let (responder, protocol) = refusal_context(&request);
+                Gate::refused(&responder, protocol, &rejection)
+            }
             Answer::Pending(check) => {
+                let clone = self.inner.clone();
+                let inner = mem::replace(&mut self.inner, clone);
+                let (responder, protocol) = refusal_context(&request);
                 let kind = authz.operation.kind;
                 let check =
                     Answer::pending(

@@ -53,7 +53,7 @@ use self::{
 };
 use crate::{
     body::{ResponseBody, StreamDenial},
-    gate::Responder,
+    gate::CallInfo,
     grpc::{Encoding, FrameHeader, GrpcContentType, MethodPath, classify_content_type},
     map::{HttpOperationMap, MethodSpec, OperationMap},
     rejection::{Code, DefaultResponder, Rejection, Respond, SharedResponder},
@@ -302,8 +302,6 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let inner = mem::replace(&mut self.inner, clone);
         let route = self.route(&request);
         let (parts, body) = request.into_parts();
         let target = match route {
@@ -321,9 +319,9 @@ where
             } => {
                 let mut parts = parts;
                 insert_extensions(&mut parts, &self.config, operation, protocol, None);
-                let mut inner = inner;
                 let request = Request::from_parts(parts, ClassifiedBody::passthrough(body));
-                return ResponseFuture::calling(inner.call(request));
+                // Classified from the head alone: the ready inner service is called directly.
+                return ResponseFuture::calling(self.inner.call(request));
             }
             Route::GrpcMessage { spec, encoding } => Target::FirstMessage { spec, encoding },
             Route::HttpJson { operation } => {
@@ -340,6 +338,9 @@ where
                 Target::WholeJson { operation }
             }
         };
+        // The inner service is called once the body is read: take the ready one, leave a clone.
+        let clone = self.inner.clone();
+        let inner = mem::replace(&mut self.inner, clone);
         ResponseFuture::reading(Reading {
             inner,
             parts,
@@ -358,18 +359,15 @@ fn insert_extensions(
     operation: Operation,
     protocol: Protocol,
     checks: Option<Arc<StreamChecks>>,
-) -> RequestContext {
+) {
     let context =
         RequestContext::new(protocol).with_peer_addr((config.peer_addr)(&parts.extensions));
     parts.extensions.insert(Arc::new(operation));
-    parts.extensions.insert(context.clone());
-    parts
-        .extensions
-        .insert(Responder(Arc::clone(&config.responder)));
-    if let Some(checks) = checks {
-        parts.extensions.insert(checks);
-    }
-    context
+    parts.extensions.insert(CallInfo {
+        context,
+        responder: Arc::clone(&config.responder),
+        checks,
+    });
 }
 
 enum Target {
@@ -605,7 +603,7 @@ pin_project! {
     where
         S: Service<Request<ClassifiedBody<B>>>,
     {
-        Reading { reading: Option<Box<Reading<S, B>>> },
+        Reading { reading: Option<Reading<S, B>> },
         Calling { #[pin] future: S::Future, denial: Option<(Arc<StreamDenial>, SharedResponder)> },
         Refused { response: Option<Response<Bytes>> },
     }
@@ -618,7 +616,7 @@ where
     fn reading(reading: Reading<S, B>) -> Self {
         Self {
             state: State::Reading {
-                reading: Some(Box::new(reading)),
+                reading: Some(reading),
             },
         }
     }

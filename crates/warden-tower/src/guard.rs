@@ -1,0 +1,143 @@
+//! The fused authenticate → authorize → require-decision service of the one-line builder.
+//!
+//! It behaves exactly as [`AuthenticateLayer`](crate::AuthenticateLayer), the authorization
+//! layers and [`RequireDecisionLayer`](crate::RequireDecisionLayer) stacked, but as one service
+//! with one response future: a server pays for one step instead of three.
+
+use std::{
+    fmt,
+    future::IntoFuture,
+    mem,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use http::{Request, Response};
+use tower_service::Service;
+use warden_core::{Answer, AuthzRequest, Claims, Decision, Operation};
+
+use crate::{
+    authenticate::{self, rejection as auth_rejection},
+    authorize::{Authorizer, check_all},
+    body::ResponseBody,
+    classify::stream::no_layer_decides,
+    gate::{CallInfo, Gate, refusal_context},
+    rejection::{Code, Rejection},
+};
+
+/// The service between [`Classify`](crate::classify::Classify) and the inner service in a
+/// [`WardenLayer`](crate::WardenLayer).
+#[derive(Clone)]
+pub struct Guard<S> {
+    pub(crate) inner: S,
+    pub(crate) authenticate: Arc<authenticate::Config>,
+    pub(crate) authorizers: Arc<[Authorizer]>,
+}
+
+impl<S> fmt::Debug for Guard<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("authorizers", &self.authorizers)
+            .finish_non_exhaustive()
+    }
+}
+
+type Admitted = (Arc<Claims>, Decision);
+
+impl<S, B, ResB> Service<Request<B>> for Guard<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>> + Clone,
+{
+    type Response = Response<ResponseBody<ResB>>;
+    type Error = S::Error;
+    type Future = Gate<S, B, Admitted>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let refuse = |request: &Request<B>, rejection: &Rejection| {
+            let (responder, protocol) = refusal_context(request);
+            Gate::refused(&responder, protocol, rejection)
+        };
+        let Some(operation) = request.extensions().get::<Arc<Operation>>().cloned() else {
+            let rejection = Rejection::new(
+                Code::Internal,
+                "warden misconfigured: no operation in the request",
+            );
+            return refuse(&request, &rejection);
+        };
+        let info = match self
+            .authenticate
+            .auth_info(request.headers(), request.extensions())
+        {
+            Ok(info) => info,
+            Err(error) => return refuse(&request, &auth_rejection(&error)),
+        };
+        let call = request.extensions().get::<CallInfo>();
+        let context = call.map(|c| c.context.clone()).unwrap_or_default();
+        let checks = call.and_then(|c| c.checks.clone());
+        let authorizers = Arc::clone(&self.authorizers);
+        let kind = operation.kind;
+        let decide = move |claims: Arc<Claims>| {
+            if let Some(checks) = &checks {
+                checks.register(Arc::clone(&authorizers), Arc::clone(&claims));
+            }
+            let authz = AuthzRequest::new(Arc::clone(&claims), operation).with_context(context);
+            match check_all(&authorizers, &authz, false) {
+                Answer::Ready(result) => Answer::Ready(admitted(claims, result, kind)),
+                Answer::Pending(check) => {
+                    Answer::pending(async move { admitted(claims, check.await, kind) })
+                }
+            }
+        };
+        let answer = match self.authenticate.map(&info) {
+            Answer::Ready(Ok(claims)) => decide(claims),
+            Answer::Ready(Err(error)) => return refuse(&request, &auth_rejection(&error)),
+            Answer::Pending(mapping) => {
+                let limit = self.authenticate.timeout();
+                Answer::pending(async move {
+                    let claims = match tokio::time::timeout(limit, mapping).await {
+                        Ok(Ok(claims)) => claims,
+                        Ok(Err(error)) => return Err(auth_rejection(&error)),
+                        Err(_) => {
+                            let error = warden_core::AuthError::unavailable(format!(
+                                "no answer within {limit:?}"
+                            ));
+                            return Err(auth_rejection(&error));
+                        }
+                    };
+                    decide(claims).await
+                })
+            }
+        };
+        match answer {
+            Answer::Ready(Ok((claims, decision))) => {
+                request.extensions_mut().insert(claims);
+                request.extensions_mut().insert(decision);
+                // Decided synchronously: the ready inner service is called directly.
+                Gate::calling(self.inner.call(request))
+            }
+            Answer::Ready(Err(rejection)) => refuse(&request, &rejection),
+            Answer::Pending(check) => {
+                let clone = self.inner.clone();
+                let inner = mem::replace(&mut self.inner, clone);
+                let (responder, protocol) = refusal_context(&request);
+                let check = Answer::Pending(check).into_future();
+                Gate::checking(check, inner, request, responder, protocol)
+            }
+        }
+    }
+}
+
+fn admitted(
+    claims: Arc<Claims>,
+    result: Result<Option<Decision>, Rejection>,
+    kind: warden_core::OperationKind,
+) -> Result<Admitted, Rejection> {
+    match result? {
+        Some(decision) => Ok((claims, decision)),
+        None => Err(no_layer_decides(kind)),
+    }
+}
