@@ -10,7 +10,8 @@
 //!    single-threaded one, each keeping a core; rounds alternate between the three servers so
 //!    that machine noise hits them alike.
 //!
-//! Run with `cargo bench --bench grpc_overhead` (`-- --quick` for a short run).
+//! Run with `cargo bench --bench grpc_overhead` (`-- --quick` for a short run, `-- --in-process`
+//! for part 1 only).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -505,6 +506,9 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(in_process(if quick { 500 } else { 50_000 }));
+    if args.iter().any(|a| a == "--in-process") {
+        return;
+    }
     let addrs = start_servers();
     runtime.block_on(async {
         if quick {
