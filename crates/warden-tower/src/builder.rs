@@ -212,7 +212,7 @@ impl WardenBuilder {
 
 /// The assembled stack: [`Classify`], then one [`Guard`] that authenticates, authorizes per
 /// kind and requires a decision — the same as [`AuthenticateLayer`], the authorization layers
-/// and [`RequireDecisionLayer`] stacked, in one service.
+/// and [`RequireDecisionLayer`](crate::RequireDecisionLayer) stacked, in one service.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct WardenLayer {
