@@ -29,6 +29,7 @@
 //! ```
 
 mod answer;
+mod args;
 mod claims;
 mod decision;
 pub mod identity;
@@ -37,6 +38,7 @@ pub mod policy;
 mod request;
 
 pub use answer::{Answer, AnswerFuture, BoxFuture};
+pub use args::Args;
 pub use claims::{Claims, Roles};
 pub use decision::{Decision, Effect, Obligation};
 pub use identity::{AuthError, AuthInfo, ClaimMapper, Secret};

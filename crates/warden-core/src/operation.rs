@@ -1,5 +1,7 @@
 use std::{fmt, str::FromStr, sync::Arc};
 
+use crate::Args;
+
 /// What a call does to an instance, in the taxonomy Temporal and Automatiko share.
 ///
 /// An unknown method is [`OperationKind::Other`] and is authorized like any call: nothing is let
@@ -141,7 +143,7 @@ impl fmt::Debug for KindSet {
 /// What one call (or one message of a stream) asks to do, decoded from its method and payload.
 ///
 /// Text fields are `None` when the call does not carry them (proto3's empty string counts as
-/// absent). `args` holds the decoded arguments as JSON when the payload encoding is known.
+/// absent). `args` holds the arguments, decoded as JSON on first read.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Operation {
@@ -165,8 +167,8 @@ pub struct Operation {
     pub task_queue: Option<String>,
     /// The operation name: the signal name, query type or update name.
     pub name: Option<String>,
-    /// The decoded arguments, as JSON.
-    pub args: Option<serde_json::Value>,
+    /// The arguments, decoded as JSON when a policy first reads them.
+    pub args: Args,
 }
 
 impl Operation {
@@ -187,7 +189,7 @@ impl Operation {
             workflow_type: None,
             task_queue: None,
             name: None,
-            args: None,
+            args: Args::none(),
         }
     }
 
@@ -246,7 +248,14 @@ impl Operation {
     /// Sets the decoded arguments.
     #[must_use]
     pub fn with_args(mut self, args: serde_json::Value) -> Self {
-        self.args = Some(args);
+        self.args = Args::from_value(args);
+        self
+    }
+
+    /// Sets the arguments as JSON bytes, parsed only if a policy reads them.
+    #[must_use]
+    pub fn with_json_args(mut self, bytes: Vec<u8>) -> Self {
+        self.args = Args::from_json_bytes(bytes);
         self
     }
 

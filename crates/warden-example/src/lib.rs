@@ -51,22 +51,15 @@ fn target(op: Operation, namespace: String, execution: Option<WorkflowExecution>
         .with_run(execution.run_id)
 }
 
-fn with_args(op: Operation, bytes: &[u8]) -> Operation {
-    match json_args(bytes) {
-        Some(args) => op.with_args(args),
-        None => op,
-    }
-}
-
 fn signal(m: SignalWorkflowRequest, op: Operation) -> Operation {
-    with_args(
-        target(op, m.namespace, m.execution).with_name(m.signal_name),
-        &m.input,
-    )
+    target(op, m.namespace, m.execution)
+        .with_name(m.signal_name)
+        .with_json_args(m.input)
 }
 
 /// The typed operation map of the example service: every method classified, with namespace,
-/// workflow id, run id, workflow type, task queue, operation name and JSON arguments.
+/// workflow id, run id, workflow type, task queue, operation name and JSON arguments (parsed
+/// only when a policy reads them).
 pub fn operation_map() -> OperationMap {
     use OperationKind::*;
     let result = OperationMap::builder()
@@ -79,7 +72,7 @@ pub fn operation_map() -> OperationMap {
                     .with_instance(m.workflow_id)
                     .with_workflow_type(m.workflow_type)
                     .with_task_queue(m.task_queue);
-                with_args(op, &m.input)
+                op.with_json_args(m.input)
             },
         )
         .typed(&path("SignalWorkflow"), Signal, signal)
@@ -87,20 +80,18 @@ pub fn operation_map() -> OperationMap {
             &path("QueryWorkflow"),
             Query,
             |m: QueryWorkflowRequest, op| {
-                with_args(
-                    target(op, m.namespace, m.execution).with_name(m.query_type),
-                    &m.args,
-                )
+                target(op, m.namespace, m.execution)
+                    .with_name(m.query_type)
+                    .with_json_args(m.args)
             },
         )
         .typed(
             &path("UpdateWorkflow"),
             Update,
             |m: UpdateWorkflowRequest, op| {
-                with_args(
-                    target(op, m.namespace, m.execution).with_name(m.update_name),
-                    &m.input,
-                )
+                target(op, m.namespace, m.execution)
+                    .with_name(m.update_name)
+                    .with_json_args(m.input)
             },
         )
         .typed(

@@ -45,7 +45,7 @@ pub fn updates_up_to_1000() -> PolicyFn<Rule> {
         let amount = request
             .operation
             .args
-            .as_ref()
+            .get()
             .and_then(|a| a.get("amount"))
             .and_then(Value::as_f64);
         match amount {

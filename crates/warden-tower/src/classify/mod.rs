@@ -530,7 +530,7 @@ where
         let mut operation = mem::replace(operation, Operation::new(OperationKind::Other, "", ""));
         if !self.buf.is_empty() {
             match serde_json::from_slice(&self.buf) {
-                Ok(args) => operation.args = Some(args),
+                Ok(args) => operation.args = warden_core::Args::from_value(args),
                 Err(error) => {
                     let rejection = Rejection::new(
                         Code::InvalidArgument,

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use warden_core::OperationKind;
-//! use warden_tower::map::{OperationMap, json_args};
+//! use warden_tower::map::OperationMap;
 //!
 //! #[derive(Clone, PartialEq, prost::Message)]
 //! struct SignalRequest {
@@ -20,11 +20,10 @@
 //!
 //! let map = OperationMap::builder()
 //!     .typed("/shop.Orders/Signal", OperationKind::Signal, |m: SignalRequest, op| {
-//!         let op = op.with_namespace(m.namespace).with_instance(m.workflow_id).with_name(m.signal_name);
-//!         match json_args(&m.input) {
-//!             Some(args) => op.with_args(args),
-//!             None => op,
-//!         }
+//!         op.with_namespace(m.namespace)
+//!             .with_instance(m.workflow_id)
+//!             .with_name(m.signal_name)
+//!             .with_json_args(m.input) // parsed only if a policy reads the arguments
 //!     })
 //!     .build()
 //!     .unwrap();

@@ -221,11 +221,16 @@ impl Extract for ReflectExtractor {
         operation.workflow_type = text(&self.workflow_type);
         operation.task_queue = text(&self.task_queue);
         operation.name = text(&self.name);
-        operation.args = self
-            .args
-            .as_ref()
-            .and_then(|p| p.get(&message))
-            .and_then(|value| value_to_json(&value));
+        operation.args = match self.args.as_ref().and_then(|p| p.get(&message)) {
+            // JSON payload bytes stay unparsed until a policy reads them.
+            Some(value) => match value.as_ref() {
+                Value::Bytes(bytes) => warden_core::Args::from_json_bytes(bytes.to_vec()),
+                other => value_to_json(other)
+                    .map(warden_core::Args::from_value)
+                    .unwrap_or_default(),
+            },
+            None => warden_core::Args::none(),
+        };
         Ok(())
     }
 }
