@@ -335,7 +335,9 @@ where
                         self.config.responder.respond(&rejection, Protocol::Http),
                     );
                 }
-                Target::WholeJson { operation }
+                Target::WholeJson {
+                    operation: Box::new(operation),
+                }
             }
         };
         // The inner service is called once the body is read: take the ready one, leave a clone.
@@ -375,8 +377,9 @@ enum Target {
         spec: Arc<MethodSpec>,
         encoding: Result<Encoding, String>,
     },
+    // Boxed: HTTP routes with JSON arguments are the rare path; keep the gRPC state small.
     WholeJson {
-        operation: Operation,
+        operation: Box<Operation>,
     },
 }
 
@@ -527,7 +530,10 @@ where
         let Target::WholeJson { operation } = &mut self.target else {
             unreachable!("whole_json on a gRPC read");
         };
-        let mut operation = mem::replace(operation, Operation::new(OperationKind::Other, "", ""));
+        let mut operation = mem::replace(
+            &mut **operation,
+            Operation::new(OperationKind::Other, "", ""),
+        );
         if !self.buf.is_empty() {
             match serde_json::from_slice(&self.buf) {
                 Ok(args) => operation.args = warden_core::Args::from_value(args),
