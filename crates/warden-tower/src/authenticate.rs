@@ -20,8 +20,6 @@
 
 use std::{
     fmt,
-    future::IntoFuture,
-    mem,
     panic::{AssertUnwindSafe, catch_unwind},
     sync::Arc,
     task::{Context, Poll},
@@ -35,7 +33,7 @@ use warden_core::{Answer, AuthError, AuthInfo, ClaimMapper, Claims, Secret};
 
 use crate::{
     body::ResponseBody,
-    gate::{CallInfo, Gate, refusal_context},
+    gate::{CallInfo, Gate},
     rejection::{Code, Rejection},
 };
 
@@ -191,14 +189,26 @@ impl Config {
         Ok(info)
     }
 
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    pub(crate) fn map(&self, info: &AuthInfo) -> Answer<Result<Arc<Claims>, AuthError>> {
-        match catch_unwind(AssertUnwindSafe(|| self.mapper.map(info))) {
+    /// Maps `info` to claims. A panicking mapper, a failure and an asynchronous mapper that
+    /// does not answer within the timeout all become the rejection the caller gets.
+    pub(crate) fn map(&self, info: &AuthInfo) -> Answer<Result<Arc<Claims>, Rejection>> {
+        let answer = match catch_unwind(AssertUnwindSafe(|| self.mapper.map(info))) {
             Ok(answer) => answer,
             Err(_) => Answer::Ready(Err(AuthError::unavailable("the claim mapper panicked"))),
+        };
+        match answer {
+            Answer::Ready(result) => Answer::Ready(result.map_err(|e| rejection(&e))),
+            Answer::Pending(mapping) => {
+                let limit = self.timeout;
+                Answer::pending(async move {
+                    match tokio::time::timeout(limit, mapping).await {
+                        Ok(result) => result.map_err(|e| rejection(&e)),
+                        Err(_) => Err(rejection(&AuthError::unavailable(format!(
+                            "no answer within {limit:?}"
+                        )))),
+                    }
+                })
+            }
         }
     }
 }
@@ -231,10 +241,7 @@ where
             .auth_info(request.headers(), request.extensions())
         {
             Ok(info) => info,
-            Err(error) => {
-                let (responder, protocol) = refusal_context(&request);
-                return Gate::refused(&responder, protocol, &rejection(&error));
-            }
+            Err(error) => return Gate::refused(&request, &rejection(&error)),
         };
         match self.config.map(&info) {
             Answer::Ready(Ok(claims)) => {
@@ -242,26 +249,9 @@ where
                 // The inner service was polled ready: call it directly, no clone needed.
                 Gate::calling(self.inner.call(request))
             }
-            Answer::Ready(Err(error)) => {
-                let (responder, protocol) = refusal_context(&request);
-                Gate::refused(&responder, protocol, &rejection(&error))
-            }
+            Answer::Ready(Err(rejection)) => Gate::refused(&request, &rejection),
             Answer::Pending(mapping) => {
-                // The call happens later: take the ready service, leave a clone in its place.
-                let clone = self.inner.clone();
-                let inner = mem::replace(&mut self.inner, clone);
-                let (responder, protocol) = refusal_context(&request);
-                let limit = self.config.timeout;
-                let check = Answer::pending(async move {
-                    match tokio::time::timeout(limit, mapping).await {
-                        Ok(Ok(claims)) => Ok(claims),
-                        Ok(Err(error)) => Err(rejection(&error)),
-                        Err(_) => Err(rejection(&AuthError::unavailable(format!(
-                            "no answer within {limit:?}"
-                        )))),
-                    }
-                });
-                Gate::checking(check.into_future(), inner, request, responder, protocol)
+                Gate::deferred(&mut self.inner, request, Answer::Pending(mapping))
             }
         }
     }

@@ -2,7 +2,8 @@
 //! check, then either call the inner service or answer with the refusal.
 
 use std::{
-    future::Future,
+    future::{Future, IntoFuture},
+    mem,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
@@ -12,7 +13,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
-use warden_core::{AnswerFuture, Protocol, RequestContext};
+use warden_core::{Answer, AnswerFuture, Protocol, RequestContext};
 
 use crate::{
     body::ResponseBody,
@@ -32,7 +33,7 @@ pub(crate) struct CallInfo {
 }
 
 /// How to answer a refusal of `request`: its protocol and the installed responder.
-pub(crate) fn refusal_context<B>(request: &Request<B>) -> (SharedResponder, Protocol) {
+fn refusal_context<B>(request: &Request<B>) -> (SharedResponder, Protocol) {
     match request.extensions().get::<CallInfo>() {
         Some(call) => (Arc::clone(&call.responder), call.context.protocol),
         None => {
@@ -122,11 +123,10 @@ where
         }
     }
 
-    pub(crate) fn refused(
-        responder: &SharedResponder,
-        protocol: Protocol,
-        rejection: &Rejection,
-    ) -> Self {
+    /// Refuses `request` without calling the inner service, answering the way the classify
+    /// layer's responder says for the call's protocol.
+    pub(crate) fn refused(request: &Request<B>, rejection: &Rejection) -> Self {
+        let (responder, protocol) = refusal_context(request);
         Self {
             state: GateState::Refused {
                 response: Some(responder.respond(rejection, protocol)),
@@ -134,16 +134,22 @@ where
         }
     }
 
-    pub(crate) fn checking(
-        check: AnswerFuture<Admission<T>>,
-        inner: S,
+    /// Calls `service` with `request` once `check` admits it. The call happens later, so the
+    /// ready service is taken and a clone left in its place, as the tower contract asks.
+    pub(crate) fn deferred(
+        service: &mut S,
         request: Request<B>,
-        responder: SharedResponder,
-        protocol: Protocol,
-    ) -> Self {
+        check: Answer<Admission<T>>,
+    ) -> Self
+    where
+        S: Clone,
+    {
+        let clone = service.clone();
+        let inner = mem::replace(service, clone);
+        let (responder, protocol) = refusal_context(&request);
         Self {
             state: GateState::Checking {
-                check,
+                check: check.into_future(),
                 pending: Some((inner, request, responder, protocol)),
             },
         }

@@ -6,8 +6,6 @@
 
 use std::{
     fmt,
-    future::IntoFuture,
-    mem,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -21,7 +19,7 @@ use crate::{
     authorize::{Authorizer, check_all},
     body::ResponseBody,
     classify::stream::no_layer_decides,
-    gate::{CallInfo, Gate, refusal_context},
+    gate::{CallInfo, Gate},
     rejection::{Code, Rejection},
 };
 
@@ -57,23 +55,19 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let refuse = |request: &Request<B>, rejection: &Rejection| {
-            let (responder, protocol) = refusal_context(request);
-            Gate::refused(&responder, protocol, rejection)
-        };
         let Some(operation) = request.extensions().get::<Arc<Operation>>().cloned() else {
             let rejection = Rejection::new(
                 Code::Internal,
                 "warden misconfigured: no operation in the request",
             );
-            return refuse(&request, &rejection);
+            return Gate::refused(&request, &rejection);
         };
         let info = match self
             .authenticate
             .auth_info(request.headers(), request.extensions())
         {
             Ok(info) => info,
-            Err(error) => return refuse(&request, &auth_rejection(&error)),
+            Err(error) => return Gate::refused(&request, &auth_rejection(&error)),
         };
         let call = request.extensions().get::<CallInfo>();
         let context = call.map(|c| c.context.clone()).unwrap_or_default();
@@ -94,22 +88,9 @@ where
         };
         let answer = match self.authenticate.map(&info) {
             Answer::Ready(Ok(claims)) => decide(claims),
-            Answer::Ready(Err(error)) => return refuse(&request, &auth_rejection(&error)),
+            Answer::Ready(Err(rejection)) => return Gate::refused(&request, &rejection),
             Answer::Pending(mapping) => {
-                let limit = self.authenticate.timeout();
-                Answer::pending(async move {
-                    let claims = match tokio::time::timeout(limit, mapping).await {
-                        Ok(Ok(claims)) => claims,
-                        Ok(Err(error)) => return Err(auth_rejection(&error)),
-                        Err(_) => {
-                            let error = warden_core::AuthError::unavailable(format!(
-                                "no answer within {limit:?}"
-                            ));
-                            return Err(auth_rejection(&error));
-                        }
-                    };
-                    decide(claims).await
-                })
+                Answer::pending(async move { decide(mapping.await?).await })
             }
         };
         match answer {
@@ -119,13 +100,9 @@ where
                 // Decided synchronously: the ready inner service is called directly.
                 Gate::calling(self.inner.call(request))
             }
-            Answer::Ready(Err(rejection)) => refuse(&request, &rejection),
+            Answer::Ready(Err(rejection)) => Gate::refused(&request, &rejection),
             Answer::Pending(check) => {
-                let clone = self.inner.clone();
-                let inner = mem::replace(&mut self.inner, clone);
-                let (responder, protocol) = refusal_context(&request);
-                let check = Answer::Pending(check).into_future();
-                Gate::checking(check, inner, request, responder, protocol)
+                Gate::deferred(&mut self.inner, request, Answer::Pending(check))
             }
         }
     }

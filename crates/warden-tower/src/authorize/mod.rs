@@ -31,8 +31,6 @@ mod engine;
 
 use std::{
     fmt,
-    future::IntoFuture,
-    mem,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -50,7 +48,7 @@ use warden_core::{
 use crate::{
     body::ResponseBody,
     classify::stream::no_layer_decides,
-    gate::{CallInfo, Gate, refusal_context},
+    gate::{CallInfo, Gate},
     rejection::{Code, Rejection},
 };
 
@@ -146,8 +144,7 @@ where
                 Code::Internal,
                 "authorization misconfigured: no operation in the request; put ClassifyLayer before the authorization layers",
             );
-            let (responder, protocol) = refusal_context(&request);
-            return Gate::refused(&responder, protocol, &rejection);
+            return Gate::refused(&request, &rejection);
         };
         let claims = extensions.get::<Arc<Claims>>().cloned();
         let call = extensions.get::<CallInfo>();
@@ -159,8 +156,7 @@ where
                 Code::Internal,
                 "authorization misconfigured: no claims in the request; put AuthenticateLayer before the authorization layers",
             );
-            let (responder, protocol) = refusal_context(&request);
-            return Gate::refused(&responder, protocol, &rejection);
+            return Gate::refused(&request, &rejection);
         };
         let decided = extensions.get::<Decision>().is_some();
         let context = call.map(|c| c.context.clone()).unwrap_or_default();
@@ -172,20 +168,14 @@ where
                 Gate::calling(self.inner.call(request))
             }
             Answer::Ready(Ok(None)) => Gate::calling(self.inner.call(request)),
-            Answer::Ready(Err(rejection)) => {
-                let (responder, protocol) = refusal_context(&request);
-                Gate::refused(&responder, protocol, &rejection)
-            }
+            Answer::Ready(Err(rejection)) => Gate::refused(&request, &rejection),
             Answer::Pending(check) => {
-                let clone = self.inner.clone();
-                let inner = mem::replace(&mut self.inner, clone);
-                let (responder, protocol) = refusal_context(&request);
                 let kind = authz.operation.kind;
                 let check =
                     Answer::pending(
                         async move { check.await?.ok_or_else(|| no_layer_decides(kind)) },
                     );
-                Gate::checking(check.into_future(), inner, request, responder, protocol)
+                Gate::deferred(&mut self.inner, request, check)
             }
         }
     }
@@ -304,11 +294,10 @@ where
         if request.extensions().get::<Decision>().is_some() {
             return Gate::calling(self.inner.call(request));
         }
-        let (responder, protocol) = refusal_context(&request);
         let kind = request
             .extensions()
             .get::<Arc<Operation>>()
             .map_or(OperationKind::Other, |op| op.kind);
-        Gate::refused(&responder, protocol, &no_layer_decides(kind))
+        Gate::refused(&request, &no_layer_decides(kind))
     }
 }

@@ -318,7 +318,8 @@ where
                 protocol,
             } => {
                 let mut parts = parts;
-                insert_extensions(&mut parts, &self.config, operation, protocol, None);
+                let context = self.config.context(protocol, &parts.extensions);
+                insert_extensions(&mut parts, &self.config, operation, context, None);
                 let request = Request::from_parts(parts, ClassifiedBody::passthrough(body));
                 // Classified from the head alone: the ready inner service is called directly.
                 return ResponseFuture::calling(self.inner.call(request));
@@ -355,15 +356,20 @@ where
     }
 }
 
+impl Config {
+    /// The context of a call arriving over `protocol`.
+    fn context(&self, protocol: Protocol, extensions: &Extensions) -> RequestContext {
+        RequestContext::new(protocol).with_peer_addr((self.peer_addr)(extensions))
+    }
+}
+
 fn insert_extensions(
     parts: &mut Parts,
     config: &Config,
     operation: Operation,
-    protocol: Protocol,
+    context: RequestContext,
     checks: Option<Arc<StreamChecks>>,
 ) {
-    let context =
-        RequestContext::new(protocol).with_peer_addr((config.peer_addr)(&parts.extensions));
     parts.extensions.insert(Arc::new(operation));
     parts.extensions.insert(CallInfo {
         context,
@@ -577,12 +583,11 @@ where
             ),
             Target::WholeJson { .. } => (Protocol::Http, None),
         };
-        let context =
-            RequestContext::new(protocol).with_peer_addr((config.peer_addr)(&parts.extensions));
+        let context = config.context(protocol, &parts.extensions);
         let checks = inspect
             .as_ref()
-            .map(|_| Arc::new(StreamChecks::new(context)));
-        insert_extensions(&mut parts, &config, operation, protocol, checks.clone());
+            .map(|_| Arc::new(StreamChecks::new(context.clone())));
+        insert_extensions(&mut parts, &config, operation, context, checks.clone());
         let denial = checks.as_ref().map(|c| Arc::clone(&c.denial));
         let inspector = inspect.zip(checks).map(|((spec, encoding), checks)| {
             Inspector::new(spec, encoding, config.max_message_size, checks, 1)
