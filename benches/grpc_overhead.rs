@@ -274,21 +274,38 @@ async fn sequential(client: &mut WorkflowServiceClient<Channel>, calls: usize, o
     }
 }
 
-/// Calls per second, and server CPU nanoseconds per call.
-async fn concurrent(
+/// How many callers share the connection in the load phases.
+const CALLERS: u32 = 32;
+
+/// Runs `CALLERS` callers for `duration`, each as fast as it can, or, with `rate`, together at
+/// that many calls per second. Returns calls per second and server CPU nanoseconds per call.
+/// At a fixed rate the transport batches alike for every server, so the difference in CPU per
+/// call is the middleware's own cost.
+async fn load(
     client: &WorkflowServiceClient<Channel>,
-    callers: usize,
     duration: Duration,
+    rate: Option<u64>,
 ) -> (f64, f64) {
-    let deadline = Instant::now() + duration;
-    let started = Instant::now();
+    let period = rate.map(|rate| Duration::from_nanos(1_000_000_000 * u64::from(CALLERS) / rate));
+    let started = tokio::time::Instant::now();
+    let deadline = started + duration;
     let cpu_before = server_cpu_ns();
-    let tasks: Vec<_> = (0..callers)
-        .map(|_| {
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|i| {
             let mut client = client.clone();
             tokio::spawn(async move {
+                // Callers are spread evenly over one period so the offered load is smooth.
+                let mut ticks = period.map(|period| {
+                    let mut ticks =
+                        tokio::time::interval_at(started + period * i / CALLERS, period);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    ticks
+                });
                 let mut done = 0u64;
-                while Instant::now() < deadline {
+                while tokio::time::Instant::now() < deadline {
+                    if let Some(ticks) = &mut ticks {
+                        ticks.tick().await;
+                    }
                     client
                         .signal_workflow(authorized(signal_message()))
                         .await
@@ -308,41 +325,6 @@ async fn concurrent(
         total as f64 / started.elapsed().as_secs_f64(),
         cpu as f64 / total as f64,
     )
-}
-
-/// Server CPU nanoseconds per call at a fixed offered load of `rate` calls per second, spread
-/// over 32 callers. At the same rate the transport batches alike for every server, so the
-/// difference is the middleware's own cost.
-async fn paced(client: &WorkflowServiceClient<Channel>, rate: u64, duration: Duration) -> f64 {
-    const CALLERS: u64 = 32;
-    let period = Duration::from_nanos(1_000_000_000 * CALLERS / rate);
-    let cpu_before = server_cpu_ns();
-    let tasks: Vec<_> = (0..CALLERS)
-        .map(|i| {
-            let mut client = client.clone();
-            tokio::spawn(async move {
-                let start = tokio::time::Instant::now() + period * i as u32 / CALLERS as u32;
-                let mut ticks = tokio::time::interval_at(start, period);
-                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let deadline = tokio::time::Instant::now() + duration;
-                let mut done = 0u64;
-                while tokio::time::Instant::now() < deadline {
-                    ticks.tick().await;
-                    client
-                        .signal_workflow(authorized(signal_message()))
-                        .await
-                        .unwrap();
-                    done += 1;
-                }
-                done
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for task in tasks {
-        total += task.await.unwrap();
-    }
-    (server_cpu_ns() - cpu_before) as f64 / total as f64
 }
 
 struct Target {
@@ -435,12 +417,12 @@ async fn loopback(addrs: [SocketAddr; 4], rounds: usize, calls: usize, window: D
             let mut latencies = Vec::new();
             sequential(&mut target.client, calls, &mut latencies).await;
             target.latencies.extend(latencies);
-            let (rate, cpu) = concurrent(&target.client, 32, window).await;
+            let (rate, cpu) = load(&target.client, window, None).await;
             target.throughput.push(rate);
             target.cpu_per_call.push(cpu);
             target
                 .paced_cpu
-                .push(paced(&target.client, PACED_RATE, window).await);
+                .push(load(&target.client, window, Some(PACED_RATE)).await.1);
         }
     }
     println!("## Loopback HTTP/2, unary `SignalWorkflow` ({rounds} interleaved rounds)\n");

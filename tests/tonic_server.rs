@@ -116,21 +116,33 @@ async fn a_kind_no_layer_covers_is_denied_by_require_decision() {
     assert!(log.is_empty());
 }
 
-async fn status_under(
-    policy: impl warden_core::Policy,
-) -> (tonic::Status, warden_example::CallLog) {
+type StartResult =
+    Result<tonic::Response<warden_example::pb::StartWorkflowResponse>, tonic::Status>;
+
+/// Starts a workflow as `token`'s caller on a server whose only authorization is `execute`.
+async fn start_behind(
+    execute: ExecuteLayer,
+    token: &str,
+) -> (StartResult, warden_example::CallLog) {
     let stack = ServiceBuilder::new()
         .layer(ClassifyLayer::new(operation_map()))
         .layer(AuthenticateLayer::new(identities()))
-        .layer(ExecuteLayer::new(policy).timeout(Duration::from_millis(100)))
+        .layer(execute)
         .layer(RequireDecisionLayer::new());
     let (addr, log) = serve(stack).await;
-    let status = client(addr)
+    let result = client(addr)
         .await
-        .start_workflow(as_user("root-token", start("orders", "o-1")))
-        .await
-        .unwrap_err();
-    (status, log)
+        .start_workflow(as_user(token, start("orders", "o-1")))
+        .await;
+    (result, log)
+}
+
+async fn status_under(
+    policy: impl warden_core::Policy,
+) -> (tonic::Status, warden_example::CallLog) {
+    let execute = ExecuteLayer::new(policy).timeout(Duration::from_millis(100));
+    let (result, log) = start_behind(execute, "root-token").await;
+    (result.unwrap_err(), log)
 }
 
 #[tokio::test]
@@ -195,17 +207,8 @@ async fn an_async_policy_that_allows_lets_the_call_through() {
         tokio::task::yield_now().await;
         Ok(Decision::allow("directory"))
     });
-    let stack = ServiceBuilder::new()
-        .layer(ClassifyLayer::new(operation_map()))
-        .layer(AuthenticateLayer::new(identities()))
-        .layer(ExecuteLayer::new(lookup))
-        .layer(RequireDecisionLayer::new());
-    let (addr, log) = serve(stack).await;
-    let response = client(addr)
-        .await
-        .start_workflow(as_user("bob-token", start("orders", "o-1")))
-        .await
-        .unwrap();
+    let (result, log) = start_behind(ExecuteLayer::new(lookup), "bob-token").await;
+    let response = result.unwrap();
     assert_eq!(
         response.metadata().get(DECIDER_HEADER).unwrap(),
         "directory"
