@@ -145,19 +145,24 @@ async fn status_under(
     (result.unwrap_err(), log)
 }
 
+/// The call was refused `UNAVAILABLE`, the message names `cause`, and no handler ran.
+fn assert_unavailable_before_handler(
+    status: &tonic::Status,
+    log: &warden_example::CallLog,
+    cause: &str,
+) {
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.message().contains(cause), "{}", status.message());
+    assert!(log.is_empty());
+}
+
 #[tokio::test]
 async fn a_policy_error_denies_with_unavailable() {
     let failing = async_policy_fn("remote-pdp", |_| async {
         Err(PolicyError::unavailable("connection refused"))
     });
     let (status, log) = status_under(failing).await;
-    assert_eq!(status.code(), Code::Unavailable);
-    assert!(
-        status.message().contains("connection refused"),
-        "{}",
-        status.message()
-    );
-    assert!(log.is_empty());
+    assert_unavailable_before_handler(&status, &log, "connection refused");
 }
 
 #[tokio::test]
@@ -167,38 +172,20 @@ async fn a_policy_that_times_out_denies_with_unavailable() {
         Ok(Decision::allow("slow"))
     });
     let (status, log) = status_under(slow).await;
-    assert_eq!(status.code(), Code::Unavailable);
-    assert!(
-        status.message().contains("timed out"),
-        "{}",
-        status.message()
-    );
-    assert!(log.is_empty());
+    assert_unavailable_before_handler(&status, &log, "timed out");
 }
 
 #[tokio::test]
 async fn a_panicking_policy_denies_with_unavailable() {
     let (status, log) = status_under(policy_fn("buggy", |_| panic!("index out of bounds"))).await;
-    assert_eq!(status.code(), Code::Unavailable);
-    assert!(
-        status.message().contains("panicked"),
-        "{}",
-        status.message()
-    );
-    assert!(log.is_empty());
+    assert_unavailable_before_handler(&status, &log, "panicked");
 
     let panics_later = async_policy_fn("buggy-async", |_| async {
         tokio::task::yield_now().await;
         panic!("lost the connection pool")
     });
     let (status, log) = status_under(panics_later).await;
-    assert_eq!(status.code(), Code::Unavailable);
-    assert!(
-        status.message().contains("lost the connection pool"),
-        "{}",
-        status.message()
-    );
-    assert!(log.is_empty());
+    assert_unavailable_before_handler(&status, &log, "lost the connection pool");
 }
 
 #[tokio::test]
