@@ -492,6 +492,24 @@ fn main() {
         return;
     }
     let addrs = start_servers();
+    // `--profile N`: only paced load on target N (0 bare .. 3 interceptor) for 10 s, to run
+    // under `perf record` and compare the server thread's profile between targets.
+    if let Some(index) = args
+        .iter()
+        .position(|a| a == "--profile")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        runtime.block_on(async {
+            let client = client(addrs[index]).await;
+            let (rate, cpu) = load(&client, Duration::from_secs(10), Some(PACED_RATE)).await;
+            println!(
+                "target {index}: {rate:.0} calls/s, server CPU {:.1} µs/call",
+                cpu / 1e3
+            );
+        });
+        return;
+    }
     runtime.block_on(async {
         if quick {
             loopback(addrs, 1, 100, Duration::from_millis(200)).await;

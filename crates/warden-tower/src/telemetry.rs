@@ -8,25 +8,26 @@ static METADATA: Metadata<'static> =
 
 const KINDS: usize = OperationKind::ALL.len();
 
+/// The labels of one decision counter.
+macro_rules! decision_labels {
+    ($kind:literal, $outcome:literal) => {
+        Key::from_static_parts("warden_decisions_total", {
+            static LABELS: [Label; 2] = [
+                Label::from_static_parts("kind", $kind),
+                Label::from_static_parts("outcome", $outcome),
+            ];
+            &LABELS
+        })
+    };
+}
+
 macro_rules! decision_row {
     ($kind:literal) => {
         [
-            [
-                Label::from_static_parts("kind", $kind),
-                Label::from_static_parts("outcome", "allow"),
-            ],
-            [
-                Label::from_static_parts("kind", $kind),
-                Label::from_static_parts("outcome", "deny"),
-            ],
-            [
-                Label::from_static_parts("kind", $kind),
-                Label::from_static_parts("outcome", "not_applicable"),
-            ],
-            [
-                Label::from_static_parts("kind", $kind),
-                Label::from_static_parts("outcome", "error"),
-            ],
+            decision_labels!($kind, "allow"),
+            decision_labels!($kind, "deny"),
+            decision_labels!($kind, "not_applicable"),
+            decision_labels!($kind, "error"),
         ]
     };
 }
@@ -48,15 +49,20 @@ macro_rules! per_kind {
     };
 }
 
-macro_rules! kind_row {
+macro_rules! duration_key {
     ($kind:literal) => {
-        [Label::from_static_parts("kind", $kind)]
+        Key::from_static_parts("warden_decision_duration_seconds", {
+            static LABELS: [Label; 1] = [Label::from_static_parts("kind", $kind)];
+            &LABELS
+        })
     };
 }
 
-// Indexed by `OperationKind as usize`, then by `Outcome as usize`.
-static DECISION_LABELS: [[[Label; 2]; 4]; KINDS] = per_kind!(decision_row);
-static KIND_LABELS: [[Label; 1]; KINDS] = per_kind!(kind_row);
+// Whole keys, hashes included, are computed at compile time: recording a decision hashes
+// nothing. Indexed by `OperationKind as usize`, then by `Outcome as usize`.
+static DECISION_KEYS: [[Key; 4]; KINDS] = per_kind!(decision_row);
+static DURATION_KEYS: [Key; KINDS] = per_kind!(duration_key);
+static AUTHENTICATION_FAILURES: Key = Key::from_static_name("warden_authentication_failures_total");
 
 /// The outcome label of a decision or error.
 #[derive(Clone, Copy, Debug)]
@@ -70,24 +76,23 @@ pub(crate) enum Outcome {
 /// Counts one decision (`warden_decisions_total{kind, outcome}`) and records its latency
 /// (`warden_decision_duration_seconds{kind}`).
 pub(crate) fn record_decision(kind: OperationKind, outcome: Outcome, seconds: f64) {
-    let labels = &DECISION_LABELS[kind as usize][outcome as usize];
-    let counter = Key::from_static_parts("warden_decisions_total", labels);
-    let histogram = Key::from_static_parts(
-        "warden_decision_duration_seconds",
-        &KIND_LABELS[kind as usize],
-    );
+    let counter = &DECISION_KEYS[kind as usize][outcome as usize];
+    let histogram = &DURATION_KEYS[kind as usize];
     metrics::with_recorder(|recorder| {
-        recorder.register_counter(&counter, &METADATA).increment(1);
+        recorder.register_counter(counter, &METADATA).increment(1);
         recorder
-            .register_histogram(&histogram, &METADATA)
+            .register_histogram(histogram, &METADATA)
             .record(seconds);
     });
 }
 
 /// Counts one failed authentication (`warden_authentication_failures_total`).
 pub(crate) fn record_authentication_failure() {
-    let key = Key::from_static_name("warden_authentication_failures_total");
-    metrics::with_recorder(|recorder| recorder.register_counter(&key, &METADATA).increment(1));
+    metrics::with_recorder(|recorder| {
+        recorder
+            .register_counter(&AUTHENTICATION_FAILURES, &METADATA)
+            .increment(1)
+    });
 }
 
 #[cfg(test)]
@@ -95,16 +100,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn label_tables_follow_the_kind_order() {
+    fn key_tables_follow_the_kind_order() {
         for kind in OperationKind::ALL {
-            assert_eq!(KIND_LABELS[kind as usize][0].value(), kind.as_str());
+            let duration = DURATION_KEYS[kind as usize].labels().collect::<Vec<_>>();
+            assert_eq!(duration[0].value(), kind.as_str());
             for (outcome, name) in [
                 (Outcome::Allow, "allow"),
                 (Outcome::Deny, "deny"),
                 (Outcome::NotApplicable, "not_applicable"),
                 (Outcome::Error, "error"),
             ] {
-                let labels = &DECISION_LABELS[kind as usize][outcome as usize];
+                let key = &DECISION_KEYS[kind as usize][outcome as usize];
+                let labels = key.labels().collect::<Vec<_>>();
+                assert_eq!(key.name(), "warden_decisions_total");
                 assert_eq!(labels[0].value(), kind.as_str());
                 assert_eq!(labels[1].value(), name);
             }

@@ -228,18 +228,19 @@ impl<S> Classify<S> {
                             .with_http_status(StatusCode::METHOD_NOT_ALLOWED),
                     );
                 }
-                let parsed = match MethodPath::parse(path) {
-                    Ok(parsed) => parsed,
-                    Err(reason) => {
-                        return grpc(Rejection::new(
-                            Code::InvalidArgument,
-                            format!("malformed gRPC method path: {reason}"),
-                        ));
-                    }
-                };
+                // Every mapped path was parsed strictly when the map was built, so an exact
+                // hit is well-formed; only the others are parsed here.
                 let spec = match self.config.grpc.get(path) {
                     Some(spec) => Arc::clone(spec),
-                    None => Arc::new(MethodSpec::unknown(parsed)),
+                    None => match MethodPath::parse(path) {
+                        Ok(parsed) => Arc::new(MethodSpec::unknown(parsed)),
+                        Err(reason) => {
+                            return grpc(Rejection::new(
+                                Code::InvalidArgument,
+                                format!("malformed gRPC method path: {reason}"),
+                            ));
+                        }
+                    },
                 };
                 if !spec.decodes_payload() {
                     return Route::Ready {
@@ -435,7 +436,14 @@ where
                     return Poll::Ready(Read::Refuse(rejection, protocol));
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => self.buf.extend_from_slice(&data),
+                    Ok(data) => {
+                        // The common case: the first DATA frame holds the whole message, so
+                        // it is decoded and replayed without a copy.
+                        if let Some(read) = self.whole_first_message(&data) {
+                            return Poll::Ready(read);
+                        }
+                        self.buf.extend_from_slice(&data);
+                    }
                     Err(frame) => {
                         self.trailers = frame.into_trailers().ok();
                         done = true;
@@ -480,11 +488,33 @@ where
         }
     }
 
+    /// Decodes the first message straight from `data` when nothing is buffered yet and `data`
+    /// holds all of it; `None` leaves every other case to the buffered path.
+    fn whole_first_message(&mut self, data: &Bytes) -> Option<Read> {
+        let Target::FirstMessage { .. } = self.target else {
+            return None;
+        };
+        if !self.buf.is_empty() {
+            return None;
+        }
+        let header = FrameHeader::parse(data).ok()??;
+        if header.len > self.config.max_message_size || data.len() < header.frame_len() {
+            return None;
+        }
+        // Whatever follows the first message (rare in one DATA frame) is replayed after it.
+        self.buf.extend_from_slice(&data[header.frame_len()..]);
+        Some(self.decode_first(header, data.slice(..header.frame_len()), false))
+    }
+
     fn first_message(&mut self, header: FrameHeader, done: bool) -> Read {
+        let frame = self.buf.split_to(header.frame_len()).freeze();
+        self.decode_first(header, frame, done)
+    }
+
+    fn decode_first(&self, header: FrameHeader, frame: Bytes, done: bool) -> Read {
         let Target::FirstMessage { spec, encoding } = &self.target else {
             unreachable!("first_message on a non-gRPC read");
         };
-        let frame = self.buf.split_to(header.frame_len()).freeze();
         let operation = match decode_frame(
             spec,
             encoding,

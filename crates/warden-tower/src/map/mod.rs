@@ -184,7 +184,9 @@ pub enum MapError {
 /// Maps gRPC method paths to [`MethodSpec`]s.
 #[derive(Clone, Default)]
 pub struct OperationMap {
-    methods: HashMap<Box<str>, Arc<MethodSpec>>,
+    // foldhash: looked up on every call, keys are ours (built from the map), not an attacker's
+    // choice of collisions: unknown paths miss, and a miss costs one probe.
+    methods: HashMap<Box<str>, Arc<MethodSpec>, foldhash::fast::RandomState>,
 }
 
 impl fmt::Debug for OperationMap {
@@ -310,7 +312,7 @@ impl OperationMapBuilder {
 
     /// Checks every path and builds the map.
     pub fn build(self) -> Result<OperationMap, MapError> {
-        let mut methods = HashMap::with_capacity(self.methods.len());
+        let mut methods = HashMap::with_capacity_and_hasher(self.methods.len(), Default::default());
         for (path, spec) in self.methods {
             let spec = spec.map_err(|reason| MapError::InvalidPath {
                 path: path.clone(),
