@@ -18,6 +18,8 @@
 //! ```
 
 pub use warden_core as core;
+/// Claim mappers: JWT with JWKS, mTLS peers and API keys.
+pub use warden_identity as identity;
 pub use warden_tower as tower;
 
 /// The README's examples, compiled as doc tests so the README never lies.

@@ -29,6 +29,7 @@ pub mod pb {
     tonic::include_proto!("warden.example.v1");
 }
 
+pub mod issuer;
 pub mod policies;
 
 use pb::{workflow_service_server::WorkflowService, *};

@@ -113,9 +113,14 @@ pub fn identities() -> StaticTokenMapper {
 /// The demo's stack: readers query, describe, list and watch; writers start, signal and cancel;
 /// updates over 1000 need an admin; only admins terminate; everything else is denied.
 pub fn demo_layer() -> warden_tower::WardenLayer {
+    demo_layer_with(identities())
+}
+
+/// The demo's stack, with callers authenticated by `mapper`.
+pub fn demo_layer_with(mapper: impl warden_core::ClaimMapper) -> warden_tower::WardenLayer {
     use warden_core::{KindSet, OperationKind};
     let result = warden_tower::Warden::builder(crate::operation_map())
-        .authenticate(identities())
+        .authenticate(mapper)
         .query(readers())
         .read(readers())
         .execute(writers())

@@ -42,6 +42,15 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct PeerCertificates(pub Arc<[Vec<u8>]>);
 
+/// Reads the TLS peer's certificate chain (leaf first, DER) from request extensions.
+pub type PeerCertificatesFn = fn(&http::Extensions) -> Option<Arc<[Vec<u8>]>>;
+
+fn default_peer_certificates(extensions: &http::Extensions) -> Option<Arc<[Vec<u8>]>> {
+    extensions
+        .get::<PeerCertificates>()
+        .map(|chain| Arc::clone(&chain.0))
+}
+
 /// How long an asynchronous claim mapper may take before the call is denied `UNAVAILABLE`.
 pub const DEFAULT_MAPPER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -58,6 +67,7 @@ pub(crate) struct Config {
     api_key_header: Option<HeaderName>,
     metadata: Vec<HeaderName>,
     timeout: Duration,
+    peer_certificates: PeerCertificatesFn,
 }
 
 impl fmt::Debug for AuthenticateLayer {
@@ -84,6 +94,7 @@ impl AuthenticateLayer {
                 api_key_header: None,
                 metadata: Vec::new(),
                 timeout: DEFAULT_MAPPER_TIMEOUT,
+                peer_certificates: default_peer_certificates,
             }),
         }
     }
@@ -110,6 +121,12 @@ impl AuthenticateLayer {
     /// How long an asynchronous mapper may take (default 5 s).
     pub fn timeout(self, timeout: Duration) -> Self {
         self.edit(|c| c.timeout = timeout)
+    }
+
+    /// Where to find the TLS peer's certificates (default: [`PeerCertificates`]); e.g.
+    /// `warden_identity::mtls::tonic_peer_certificates` on a tonic server with TLS.
+    pub fn peer_certificates_from(self, f: PeerCertificatesFn) -> Self {
+        self.edit(|c| c.peer_certificates = f)
     }
 }
 
@@ -172,8 +189,8 @@ impl Config {
                 .map_err(|_| AuthError::invalid("malformed API key header"))?;
             info = info.with_api_key(Secret::new(key.trim()));
         }
-        if let Some(chain) = extensions.get::<PeerCertificates>() {
-            info = info.with_peer_certificates(Arc::clone(&chain.0));
+        if let Some(chain) = (self.peer_certificates)(extensions) {
+            info = info.with_peer_certificates(chain);
         }
         info = info.with_peer_addr(
             extensions

@@ -56,7 +56,7 @@ pub mod map;
 pub mod rejection;
 mod telemetry;
 
-pub use authenticate::{AuthenticateLayer, PeerCertificates};
+pub use authenticate::{AuthenticateLayer, PeerCertificates, PeerCertificatesFn};
 pub use authorize::{
     AdminLayer, AuthorizeLayer, CancelLayer, ExecuteLayer, QueryLayer, ReadLayer,
     RequireDecisionLayer, SignalLayer, UpdateLayer, WorkerLayer,

@@ -1,0 +1,303 @@
+//! A test identity provider: signing keys generated at run time, tokens, a real JWKS endpoint
+//! over loopback HTTP, and a certificate authority for mTLS.
+//!
+//! Everything here is for tests, the demo and benchmarks: keys live in memory and die with
+//! the process.
+
+// Fixtures: a key or certificate that cannot be made is a broken test machine, said loudly.
+#![allow(clippy::expect_used)]
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use jsonwebtoken::{
+    Algorithm, EncodingKey, Header,
+    jwk::{Jwk, JwkSet},
+};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    SanType,
+};
+use serde_json::Value;
+
+/// A signing key with its `kid` and public JWK.
+#[derive(Clone)]
+pub struct SigningKey {
+    /// The key id tokens carry.
+    pub kid: String,
+    /// The algorithm it signs with.
+    pub alg: Algorithm,
+    encoding: EncodingKey,
+    /// The public half, as published in a JWKS.
+    pub jwk: Jwk,
+    /// The public key as PEM (SubjectPublicKeyInfo), for PEM-file key sources.
+    pub public_pem: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+fn public_jwk(encoding: &EncodingKey, alg: Algorithm, kid: &str) -> Jwk {
+    let mut jwk = Jwk::from_encoding_key(encoding, alg).expect("a public JWK of a fresh key");
+    jwk.common.key_id = Some(kid.to_owned());
+    jwk
+}
+
+impl SigningKey {
+    /// A fresh RSA-2048 key signing RS256.
+    pub fn rsa(kid: &str) -> Self {
+        use rsa::{
+            RsaPrivateKey,
+            pkcs1::EncodeRsaPrivateKey,
+            pkcs8::{EncodePublicKey, LineEnding},
+        };
+        let private =
+            RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).expect("an RSA key generates");
+        let der = private.to_pkcs1_der().expect("an RSA key encodes");
+        let encoding = EncodingKey::from_rsa_der(der.as_bytes());
+        let public_pem = private
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .expect("an RSA public key encodes");
+        Self {
+            kid: kid.to_owned(),
+            alg: Algorithm::RS256,
+            jwk: public_jwk(&encoding, Algorithm::RS256, kid),
+            encoding,
+            public_pem,
+        }
+    }
+
+    /// A fresh P-256 key signing ES256.
+    pub fn ec(kid: &str) -> Self {
+        let pair = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("an EC key");
+        let encoding =
+            EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).expect("an EC key PEM");
+        Self {
+            kid: kid.to_owned(),
+            alg: Algorithm::ES256,
+            jwk: public_jwk(&encoding, Algorithm::ES256, kid),
+            encoding,
+            public_pem: pair.public_key_pem(),
+        }
+    }
+
+    /// Signs `claims` with this key, `kid` in the header.
+    pub fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("claims serialize")
+    }
+
+    /// Signs `claims` with no `kid` in the header.
+    pub fn sign_without_kid(&self, claims: &Value) -> String {
+        jsonwebtoken::encode(&Header::new(self.alg), claims, &self.encoding)
+            .expect("claims serialize")
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The claims of a valid token for `subject` from [`ISSUER`] to [`AUDIENCE`], valid for an
+/// hour, with Temporal `permissions`.
+pub fn claims(subject: &str, permissions: &[&str]) -> Value {
+    serde_json::json!({
+        "sub": subject,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now(),
+        "exp": now() + 3600,
+        "permissions": permissions,
+    })
+}
+
+/// The issuer of [`claims`].
+pub const ISSUER: &str = "https://id.warden.test/";
+/// The audience of [`claims`].
+pub const AUDIENCE: &str = "warden-tests";
+
+/// A JWKS endpoint on loopback whose key set can change while it runs.
+#[derive(Clone, Debug)]
+pub struct JwksServer {
+    /// Where the set is served (`http://127.0.0.1:PORT/.well-known/jwks.json`).
+    pub url: String,
+    state: Arc<JwksState>,
+}
+
+#[derive(Debug, Default)]
+struct JwksState {
+    keys: Mutex<Vec<Jwk>>,
+    fetches: AtomicUsize,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl JwksServer {
+    /// Serves `keys` on a free loopback port until the runtime stops.
+    pub async fn start(keys: &[&SigningKey]) -> Self {
+        use axum::{Json, Router, http::StatusCode, routing::get};
+        let state = Arc::new(JwksState::default());
+        let server = Self {
+            url: String::new(),
+            state: Arc::clone(&state),
+        };
+        server.publish(keys);
+        let app = Router::new().route(
+            "/.well-known/jwks.json",
+            get(move || {
+                let state = Arc::clone(&state);
+                async move {
+                    state.fetches.fetch_add(1, Ordering::SeqCst);
+                    if state.failing.load(Ordering::SeqCst) {
+                        return Err(StatusCode::SERVICE_UNAVAILABLE);
+                    }
+                    let keys = state
+                        .keys
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
+                    Ok(Json(JwkSet { keys }))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr: SocketAddr = listener.local_addr().expect("a bound address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            url: format!("http://{addr}/.well-known/jwks.json"),
+            ..server
+        }
+    }
+
+    /// Replaces the published set.
+    pub fn publish(&self, keys: &[&SigningKey]) {
+        *self
+            .state
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = keys.iter().map(|k| k.jwk.clone()).collect();
+    }
+
+    /// Makes the endpoint answer 503 (or recover).
+    pub fn set_failing(&self, failing: bool) {
+        self.state.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// How many times the set was fetched.
+    pub fn fetches(&self) -> usize {
+        self.state.fetches.load(Ordering::SeqCst)
+    }
+}
+
+/// A certificate authority for mTLS tests.
+pub struct TestCa {
+    params: CertificateParams,
+    key: KeyPair,
+    /// The CA certificate, PEM.
+    pub cert_pem: String,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa").finish_non_exhaustive()
+    }
+}
+
+/// A certificate and its private key, PEM.
+#[derive(Clone, Debug)]
+pub struct IssuedCert {
+    /// The certificate.
+    pub cert_pem: String,
+    /// Its private key (test-only).
+    pub key_pem: String,
+}
+
+/// What a leaf certificate names.
+#[derive(Clone, Debug)]
+pub enum Name {
+    /// A URI SAN (SPIFFE-style).
+    Uri(&'static str),
+    /// A DNS SAN.
+    Dns(&'static str),
+    /// Only a subject common name.
+    CommonName(&'static str),
+}
+
+impl TestCa {
+    /// A fresh CA called `name`.
+    pub fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().expect("a CA key");
+        let cert_pem = params.self_signed(&key).expect("a CA certificate").pem();
+        Self {
+            params,
+            key,
+            cert_pem,
+        }
+    }
+
+    fn issue(&self, mut params: CertificateParams, usage: ExtendedKeyUsagePurpose) -> IssuedCert {
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().expect("a leaf key");
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer).expect("a leaf certificate");
+        IssuedCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// A server certificate for `localhost` and 127.0.0.1.
+    pub fn server(&self) -> IssuedCert {
+        let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("server params");
+        self.issue(params, ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    /// A client certificate naming `name`.
+    pub fn client(&self, name: Name) -> IssuedCert {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        match name {
+            Name::Uri(uri) => {
+                params.subject_alt_names = vec![SanType::URI(uri.try_into().expect("an IA5 URI"))];
+                params
+                    .distinguished_name
+                    .push(DnType::CommonName, "uri-client");
+            }
+            Name::Dns(dns) => {
+                params.subject_alt_names =
+                    vec![SanType::DnsName(dns.try_into().expect("an IA5 name"))];
+                params
+                    .distinguished_name
+                    .push(DnType::CommonName, "dns-client");
+            }
+            Name::CommonName(cn) => {
+                params.distinguished_name.push(DnType::CommonName, cn);
+                params
+                    .distinguished_name
+                    .push(DnType::OrganizationName, "Warden Tests");
+            }
+        }
+        self.issue(params, ExtendedKeyUsagePurpose::ClientAuth)
+    }
+}
