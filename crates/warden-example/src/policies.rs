@@ -118,9 +118,16 @@ pub fn demo_layer() -> warden_tower::WardenLayer {
 
 /// The demo's stack, with callers authenticated by `mapper`.
 pub fn demo_layer_with(mapper: impl warden_core::ClaimMapper) -> warden_tower::WardenLayer {
+    demo_layer_authenticated(warden_tower::AuthenticateLayer::new(mapper))
+}
+
+/// The demo's stack, with callers authenticated by a configured layer.
+pub fn demo_layer_authenticated(
+    authenticate: warden_tower::AuthenticateLayer,
+) -> warden_tower::WardenLayer {
     use warden_core::{KindSet, OperationKind};
     let result = warden_tower::Warden::builder(crate::operation_map())
-        .authenticate(mapper)
+        .authenticate_with(authenticate)
         .query(readers())
         .read(readers())
         .execute(writers())
