@@ -7,8 +7,8 @@
 //! - [`api_key::ApiKeyMapper`]: keys stored only as SHA-256 hashes, compared in constant time.
 //! - [`FirstOf`]: try mappers in order (mTLS for workers, JWT for people).
 //!
-//! Each is a [`ClaimMapper`](warden_core::ClaimMapper) for Warden's authenticate layer. Every
-//! failure is an [`AuthError`](warden_core::AuthError) — `UNAUTHENTICATED` with a message that
+//! Each is a `warden_core::ClaimMapper` for Warden's authenticate layer. Every
+//! failure is a `warden_core::AuthError` — `UNAUTHENTICATED` with a message that
 //! names the reason and never echoes the credential, or `UNAVAILABLE` when no keys can be had.
 //!
 //! [`IdentityConfig`] builds the chain from a config file:
