@@ -413,3 +413,71 @@ async fn configs_that_could_admit_forged_tokens_do_not_build() {
     let error = JwtConfig::default().build().await.unwrap_err().to_string();
     assert!(error.contains("no keys configured"), "{error}");
 }
+
+#[tokio::test]
+async fn jwks_over_https_is_trusted_through_the_configured_ca_only() {
+    use warden_example::issuer::TestCa;
+    let dir = std::env::temp_dir().join(format!("warden-jwks-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, other) = (TestCa::new("JWKS CA"), TestCa::new("Other CA"));
+    let (ca_file, other_file) = (dir.join("ca.pem"), dir.join("other.pem"));
+    std::fs::write(&ca_file, &ca.cert_pem).unwrap();
+    std::fs::write(&other_file, &other.cert_pem).unwrap();
+    let rsa = SigningKey::rsa("rsa-1");
+    let jwks = JwksServer::start_tls(&[&rsa], &ca).await;
+    assert!(jwks.url.starts_with("https://"));
+    let with_ca = |ca_file: &std::path::Path| {
+        let mut config = jwks_config(&jwks.url, 0);
+        if let KeySource::Jwks { ca_file: slot, .. } = &mut config.keys[0] {
+            *slot = Some(ca_file.to_owned());
+        }
+        config
+    };
+    let token = rsa.sign(&issuer::claims("ann", &[]));
+    let trusted = with_ca(&ca_file).build().await.unwrap();
+    let claims = trusted.verify(&token).await.unwrap();
+    assert_eq!(claims.subject.as_deref(), Some("ann"));
+    // A server the configured CA did not certify is never a key source.
+    let untrusted = with_ca(&other_file).build().await.unwrap();
+    let error = untrusted.verify(&token).await.unwrap_err();
+    assert!(
+        matches!(&error, AuthError::Unavailable { reason } if reason.contains("no usable signing keys")),
+        "{error:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn the_background_refresh_picks_up_new_keys_without_a_forced_refresh() {
+    let rsa = SigningKey::rsa("rsa-1");
+    let jwks = JwksServer::start(&[&rsa]).await;
+    let mut config = jwks_config(&jwks.url, 3600);
+    if let KeySource::Jwks {
+        refresh_seconds, ..
+    } = &mut config.keys[0]
+    {
+        *refresh_seconds = 1;
+    }
+    let mapper = config.build().await.unwrap();
+    let next = SigningKey::ec("ec-2");
+    jwks.publish(&[&rsa, &next]);
+    let before = jwks.fetches();
+    // Forced refreshes are rate-limited to once an hour here, so only the background task can
+    // bring the new key; wait (bounded) for its next fetch.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while jwks.fetches() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background refresh"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = next.sign(&issuer::claims("ann", &[]));
+    let mut accepted = mapper.verify(&token).await;
+    // The fetch is counted when the request arrives; the keys land when its answer is read.
+    while accepted.is_err() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        accepted = mapper.verify(&token).await;
+    }
+    assert_eq!(accepted.unwrap().subject.as_deref(), Some("ann"));
+}

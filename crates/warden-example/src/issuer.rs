@@ -149,19 +149,24 @@ struct JwksState {
 }
 
 impl JwksServer {
-    /// Serves `keys` on a free loopback port until the runtime stops.
+    /// Serves `keys` over plain HTTP on a free loopback port until the runtime stops.
     pub async fn start(keys: &[&SigningKey]) -> Self {
+        Self::serve(keys, None).await
+    }
+
+    /// Serves `keys` over HTTPS with a certificate for `localhost` and 127.0.0.1 from `ca`.
+    pub async fn start_tls(keys: &[&SigningKey], ca: &TestCa) -> Self {
+        Self::serve(keys, Some(ca.server())).await
+    }
+
+    async fn serve(keys: &[&SigningKey], tls: Option<IssuedCert>) -> Self {
         use axum::{Json, Router, http::StatusCode, routing::get};
         let state = Arc::new(JwksState::default());
-        let server = Self {
-            url: String::new(),
-            state: Arc::clone(&state),
-        };
-        server.publish(keys);
+        let route_state = Arc::clone(&state);
         let app = Router::new().route(
             "/.well-known/jwks.json",
             get(move || {
-                let state = Arc::clone(&state);
+                let state = Arc::clone(&route_state);
                 async move {
                     state.fetches.fetch_add(1, Ordering::SeqCst);
                     if state.failing.load(Ordering::SeqCst) {
@@ -180,11 +185,33 @@ impl JwksServer {
             .await
             .expect("a loopback port");
         let addr: SocketAddr = listener.local_addr().expect("a bound address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self {
-            url: format!("http://{addr}/.well-known/jwks.json"),
-            ..server
-        }
+        let url = match tls {
+            None => {
+                tokio::spawn(async move { axum::serve(listener, app).await });
+                format!("http://{addr}/.well-known/jwks.json")
+            }
+            Some(cert) => {
+                let acceptor = tls_acceptor(&cert);
+                tokio::spawn(async move {
+                    while let Ok((tcp, _)) = listener.accept().await {
+                        let (acceptor, app) = (acceptor.clone(), app.clone());
+                        tokio::spawn(async move {
+                            let Ok(stream) = acceptor.accept(tcp).await else {
+                                return;
+                            };
+                            let service = hyper_util::service::TowerToHyperService::new(app);
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                });
+                format!("https://{addr}/.well-known/jwks.json")
+            }
+        };
+        let server = Self { url, state };
+        server.publish(keys);
+        server
     }
 
     /// Replaces the published set.
@@ -205,6 +232,22 @@ impl JwksServer {
     pub fn fetches(&self) -> usize {
         self.state.fetches.load(Ordering::SeqCst)
     }
+}
+
+fn tls_acceptor(cert: &IssuedCert) -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let chain = CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("a PEM certificate");
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).expect("a PEM key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("a server certificate");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 /// A certificate authority for mTLS tests.
