@@ -20,6 +20,8 @@
 pub use warden_core as core;
 /// Claim mappers: JWT with JWKS, mTLS peers and API keys.
 pub use warden_identity as identity;
+/// Built-in policies: Temporal roles, privileges, the rules file.
+pub use warden_policy as policy;
 pub use warden_tower as tower;
 
 /// The README's examples, compiled as doc tests so the README never lies.

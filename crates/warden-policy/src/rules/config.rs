@@ -1,0 +1,248 @@
+//! The rules file's shape, and loading it with every error located.
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::KindName;
+
+/// A rules file: `[[rule]]` tables, in order.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    rule: Vec<toml::Spanned<toml::Table>>,
+}
+
+/// Allow or deny.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleEffect {
+    /// Allows, unless a deny rule matches too.
+    Allow,
+    /// Denies, whatever else matches.
+    Deny,
+}
+
+/// One rule. Every condition given must hold; each list matches when any of its entries
+/// does. Service, method, namespace, workflow type and name patterns are exact, a prefix
+/// (`temporal.api.*`) or a suffix (`*Workflow`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Names the rule in decisions and audit events.
+    pub id: String,
+    /// Allow or deny.
+    pub effect: RuleEffect,
+    /// The denial message (deny rules).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Services (`package.Service`).
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Methods.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Operation kinds.
+    #[serde(default)]
+    pub kinds: Vec<KindName>,
+    /// Namespaces.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Workflow types.
+    #[serde(default)]
+    pub workflow_types: Vec<String>,
+    /// Operation names: signal names, query types, update names.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Predicates on the decoded arguments; all must hold.
+    #[serde(default)]
+    pub args: Vec<ArgConfig>,
+    /// Conditions on the caller.
+    #[serde(default)]
+    pub subject: SubjectConfig,
+}
+
+/// A predicate on one argument, found by JSON pointer: exactly one comparison.
+///
+/// `{ pointer = "/amount", le = 1000 }`, `{ pointer = "/currency", in = ["EUR", "USD"] }`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgConfig {
+    /// Where the value is (`/amount`, `/items/0/sku`).
+    pub pointer: String,
+    /// Equals.
+    #[serde(default)]
+    pub eq: Option<Value>,
+    /// Differs from (a missing value differs).
+    #[serde(default)]
+    pub ne: Option<Value>,
+    /// Is one of.
+    #[serde(default, rename = "in")]
+    pub one_of: Option<Vec<Value>>,
+    /// Is none of (a missing value is none of them).
+    #[serde(default)]
+    pub not_in: Option<Vec<Value>>,
+    /// A number below.
+    #[serde(default)]
+    pub lt: Option<f64>,
+    /// A number at most.
+    #[serde(default)]
+    pub le: Option<f64>,
+    /// A number above.
+    #[serde(default)]
+    pub gt: Option<f64>,
+    /// A number at least.
+    #[serde(default)]
+    pub ge: Option<f64>,
+    /// Is present (true) or absent (false).
+    #[serde(default)]
+    pub exists: Option<bool>,
+}
+
+/// Conditions on the caller; each list matches when any entry does.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectConfig {
+    /// Subject ids.
+    #[serde(default)]
+    pub ids: Vec<String>,
+    /// Roles the caller holds in the call's namespace (system roles count too): `reader`,
+    /// `writer`, `worker`, `admin`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Roles the caller holds system-wide.
+    #[serde(default)]
+    pub system_roles: Vec<String>,
+    /// Privileges.
+    #[serde(default)]
+    pub privileges: Vec<String>,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Claim attributes that must equal these values (all of them).
+    #[serde(default)]
+    pub claims: BTreeMap<String, Value>,
+    /// Whether anonymous callers match (default false: every rule needs a caller).
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// Every problem found in a rules file, each with file, line and what was expected.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .errors.join("\n"))]
+pub struct RulesError {
+    /// One line per problem: `path:line: message`.
+    pub errors: Vec<String>,
+}
+
+fn line_of(source: &str, offset: usize) -> usize {
+    source[..offset.min(source.len())].matches('\n').count() + 1
+}
+
+/// Parses `source` (named `path` in errors) into rules, reporting every invalid rule.
+pub(crate) fn parse(path: &Path, source: &str) -> Result<Vec<RuleConfig>, RulesError> {
+    let name = path.display();
+    let raw: RawFile = toml::from_str(source).map_err(|e| {
+        let line = e.span().map_or(1, |s| line_of(source, s.start));
+        RulesError {
+            errors: vec![format!("{name}:{line}: {}", e.message().trim_end())],
+        }
+    })?;
+    let mut rules = Vec::with_capacity(raw.rule.len());
+    let mut errors = Vec::new();
+    let mut ids = std::collections::HashMap::new();
+    for (index, spanned) in raw.rule.into_iter().enumerate() {
+        let line = line_of(source, spanned.span().start);
+        let table = spanned.into_inner();
+        let label = match table.get("id").and_then(|v| v.as_str()) {
+            Some(id) => format!("rule `{id}`"),
+            None => format!("rule #{}", index + 1),
+        };
+        match RuleConfig::deserialize(toml::Value::Table(table)) {
+            Ok(rule) => match check(&rule) {
+                Ok(()) => {
+                    if let Some(first) = ids.insert(rule.id.clone(), line) {
+                        errors.push(format!(
+                            "{name}:{line}: {label}: the id is already used by the rule at line {first}"
+                        ));
+                    }
+                    rules.push(rule);
+                }
+                Err(message) => errors.push(format!("{name}:{line}: {label}: {message}")),
+            },
+            Err(e) => errors.push(format!(
+                "{name}:{line}: {label}: {}",
+                e.message().trim_end()
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(rules)
+    } else {
+        Err(RulesError { errors })
+    }
+}
+
+/// Checks what serde cannot: one comparison per predicate, known role names, pointers.
+fn check(rule: &RuleConfig) -> Result<(), String> {
+    if rule.id.trim().is_empty() {
+        return Err("`id` must not be empty".into());
+    }
+    for arg in &rule.args {
+        if !arg.pointer.is_empty() && !arg.pointer.starts_with('/') {
+            return Err(format!(
+                "argument pointer `{}` must be a JSON pointer starting with `/`",
+                arg.pointer
+            ));
+        }
+        let set = [
+            arg.eq.is_some(),
+            arg.ne.is_some(),
+            arg.one_of.is_some(),
+            arg.not_in.is_some(),
+            arg.lt.is_some(),
+            arg.le.is_some(),
+            arg.gt.is_some(),
+            arg.ge.is_some(),
+            arg.exists.is_some(),
+        ]
+        .into_iter()
+        .filter(|set| *set)
+        .count();
+        if set != 1 {
+            return Err(format!(
+                "argument `{}` needs exactly one of eq, ne, in, not_in, lt, le, gt, ge, exists (found {set})",
+                arg.pointer
+            ));
+        }
+    }
+    for role in rule.subject.roles.iter().chain(&rule.subject.system_roles) {
+        if warden_core::Roles::parse_one(role).is_none() {
+            return Err(format!(
+                "unknown role `{role}`, expected worker, reader, writer or admin"
+            ));
+        }
+    }
+    for pattern in rule
+        .services
+        .iter()
+        .chain(&rule.methods)
+        .chain(&rule.namespaces)
+        .chain(&rule.workflow_types)
+        .chain(&rule.names)
+    {
+        if pattern.is_empty() || pattern.matches('*').count() > 1 || pattern == "*" {
+            return Err(format!(
+                "pattern `{pattern}` must be exact, `prefix*` or `*suffix` (leave the list out to match anything)"
+            ));
+        }
+        if pattern.contains('*') && !pattern.starts_with('*') && !pattern.ends_with('*') {
+            return Err(format!(
+                "pattern `{pattern}` may only have `*` at its start or end"
+            ));
+        }
+    }
+    Ok(())
+}

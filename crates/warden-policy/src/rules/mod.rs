@@ -1,0 +1,510 @@
+//! The rules policy: a declarative rules file, hot-reloaded.
+//!
+//! ```toml
+//! [[rule]]
+//! id = "readers-query"
+//! effect = "allow"
+//! kinds = ["query", "read"]
+//! subject = { roles = ["reader"] }
+//!
+//! [[rule]]
+//! id = "small-discounts"
+//! effect = "allow"
+//! kinds = ["update"]
+//! names = ["set-discount"]
+//! args = [{ pointer = "/amount", le = 1000 }]
+//! subject = { roles = ["writer"] }
+//!
+//! [[rule]]
+//! id = "no-prod-terminate"
+//! effect = "deny"
+//! reason = "terminate is disabled in prod"
+//! kinds = ["terminate"]
+//! namespaces = ["prod-*"]
+//! ```
+//!
+//! Rules are matched in order; a matching deny rule decides at once (deny overrides allow),
+//! otherwise the first matching allow rule decides, and when none matches the call is denied.
+//! Decisions name the rule (`rules/<id>`). Unknown keys, unknown kinds and roles, bad
+//! patterns and predicates are load errors, each reported with file and line.
+//!
+//! Arguments that cannot be decoded never satisfy an allow rule's predicate and always
+//! satisfy a deny rule's: rules fail closed on what they cannot read.
+//!
+//! [`RulesPolicy::watch`] reloads the file when it changes: the new rules are swapped in
+//! atomically between calls (each call sees one whole rule set), and an invalid new file is
+//! logged while the previous rules stay.
+
+mod config;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc, PoisonError, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+pub use config::{ArgConfig, RuleConfig, RuleEffect, RulesError, SubjectConfig};
+use serde_json::Value;
+use warden_core::{
+    Answer, AuthzRequest, Claims, Decision, Evaluation, KindSet, Operation, OperationKind, Policy,
+    Roles,
+};
+
+/// A name pattern: exact, `prefix*` or `*suffix`.
+#[derive(Clone, Debug)]
+enum Pattern {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+}
+
+impl Pattern {
+    fn new(source: &str) -> Self {
+        if let Some(prefix) = source.strip_suffix('*') {
+            Self::Prefix(prefix.to_owned())
+        } else if let Some(suffix) = source.strip_prefix('*') {
+            Self::Suffix(suffix.to_owned())
+        } else {
+            Self::Exact(source.to_owned())
+        }
+    }
+
+    fn matches(&self, value: &str) -> bool {
+        match self {
+            Self::Exact(exact) => value == exact,
+            Self::Prefix(prefix) => value.starts_with(prefix.as_str()),
+            Self::Suffix(suffix) => value.ends_with(suffix.as_str()),
+        }
+    }
+}
+
+/// Any of the patterns; an empty list matches anything, a missing value nothing.
+#[derive(Clone, Debug, Default)]
+struct Patterns(Vec<Pattern>);
+
+impl Patterns {
+    fn new(sources: &[String]) -> Self {
+        Self(sources.iter().map(|s| Pattern::new(s)).collect())
+    }
+
+    fn matches(&self, value: Option<&str>) -> bool {
+        self.0.is_empty() || value.is_some_and(|v| self.0.iter().any(|p| p.matches(v)))
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Comparison {
+    Eq(Value),
+    Ne(Value),
+    In(Vec<Value>),
+    NotIn(Vec<Value>),
+    Lt(f64),
+    Le(f64),
+    Gt(f64),
+    Ge(f64),
+    Exists(bool),
+}
+
+#[derive(Clone, Debug)]
+struct ArgPredicate {
+    pointer: String,
+    comparison: Comparison,
+}
+
+impl ArgPredicate {
+    fn new(config: &ArgConfig) -> Self {
+        let c = config.clone();
+        let comparison = if let Some(v) = c.eq {
+            Comparison::Eq(v)
+        } else if let Some(v) = c.ne {
+            Comparison::Ne(v)
+        } else if let Some(v) = c.one_of {
+            Comparison::In(v)
+        } else if let Some(v) = c.not_in {
+            Comparison::NotIn(v)
+        } else if let Some(v) = c.lt {
+            Comparison::Lt(v)
+        } else if let Some(v) = c.le {
+            Comparison::Le(v)
+        } else if let Some(v) = c.gt {
+            Comparison::Gt(v)
+        } else if let Some(v) = c.ge {
+            Comparison::Ge(v)
+        } else {
+            // The loader checked that exactly one comparison is set.
+            Comparison::Exists(c.exists.unwrap_or(true))
+        };
+        Self {
+            pointer: c.pointer,
+            comparison,
+        }
+    }
+
+    fn holds(&self, args: &Value) -> bool {
+        let value = args.pointer(&self.pointer);
+        let number = || value.and_then(Value::as_f64);
+        match &self.comparison {
+            Comparison::Eq(expected) => value == Some(expected),
+            Comparison::Ne(expected) => value != Some(expected),
+            Comparison::In(options) => value.is_some_and(|v| options.contains(v)),
+            Comparison::NotIn(options) => value.is_none_or(|v| !options.contains(v)),
+            Comparison::Lt(limit) => number().is_some_and(|n| n < *limit),
+            Comparison::Le(limit) => number().is_some_and(|n| n <= *limit),
+            Comparison::Gt(limit) => number().is_some_and(|n| n > *limit),
+            Comparison::Ge(limit) => number().is_some_and(|n| n >= *limit),
+            Comparison::Exists(exists) => value.is_some() == *exists,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct SubjectMatch {
+    ids: Vec<String>,
+    roles: Roles,
+    system_roles: Roles,
+    privileges: Vec<String>,
+    groups: Vec<String>,
+    claims: Vec<(String, Value)>,
+    anonymous: bool,
+}
+
+fn roles_of(names: &[String]) -> Roles {
+    names
+        .iter()
+        .filter_map(|n| Roles::parse_one(n))
+        .fold(Roles::NONE, |all, r| all | r)
+}
+
+impl SubjectMatch {
+    fn new(config: &SubjectConfig) -> Self {
+        Self {
+            ids: config.ids.clone(),
+            roles: roles_of(&config.roles),
+            system_roles: roles_of(&config.system_roles),
+            privileges: config.privileges.clone(),
+            groups: config.groups.clone(),
+            claims: config
+                .claims
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            anonymous: config.anonymous,
+        }
+    }
+
+    fn matches(&self, claims: &Claims, operation: &Operation) -> bool {
+        if claims.is_anonymous() && !self.anonymous {
+            return false;
+        }
+        let holds_any =
+            |wanted: Roles, held: Roles| wanted.is_empty() || wanted.bits() & held.bits() != 0;
+        (self.ids.is_empty()
+            || claims
+                .subject
+                .as_deref()
+                .is_some_and(|s| self.ids.iter().any(|id| id == s)))
+            && holds_any(self.roles, claims.role_in(operation.namespace.as_deref()))
+            && holds_any(self.system_roles, claims.system)
+            && (self.privileges.is_empty()
+                || self.privileges.iter().any(|p| claims.has_privilege(p)))
+            && (self.groups.is_empty() || self.groups.iter().any(|g| claims.groups.contains(g)))
+            && self
+                .claims
+                .iter()
+                .all(|(key, expected)| claims.attributes.get(key) == Some(expected))
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Rule {
+    decider: Arc<str>,
+    deny: bool,
+    reason: String,
+    kinds: KindSet,
+    services: Patterns,
+    methods: Patterns,
+    namespaces: Patterns,
+    workflow_types: Patterns,
+    names: Patterns,
+    args: Vec<ArgPredicate>,
+    subject: SubjectMatch,
+}
+
+impl Rule {
+    fn new(config: &RuleConfig) -> Self {
+        let deny = config.effect == RuleEffect::Deny;
+        Self {
+            decider: format!("rules/{}", config.id).into(),
+            deny,
+            reason: config
+                .reason
+                .clone()
+                .unwrap_or_else(|| format!("denied by rule `{}`", config.id)),
+            kinds: if config.kinds.is_empty() {
+                KindSet::ALL
+            } else {
+                crate::kind_set(&config.kinds)
+            },
+            services: Patterns::new(&config.services),
+            methods: Patterns::new(&config.methods),
+            namespaces: Patterns::new(&config.namespaces),
+            workflow_types: Patterns::new(&config.workflow_types),
+            names: Patterns::new(&config.names),
+            args: config.args.iter().map(ArgPredicate::new).collect(),
+            subject: SubjectMatch::new(&config.subject),
+        }
+    }
+
+    fn matches(&self, request: &AuthzRequest) -> bool {
+        let op = &request.operation;
+        op.is_any(self.kinds)
+            && self.services.matches(Some(&op.service))
+            && self.methods.matches(Some(&op.method))
+            && self.namespaces.matches(op.namespace.as_deref())
+            && self.workflow_types.matches(op.workflow_type.as_deref())
+            && self.names.matches(op.name.as_deref())
+            && self.subject.matches(&request.subject, op)
+            && self.args_hold(op)
+    }
+
+    /// Argument predicates; arguments that cannot be read fail closed.
+    fn args_hold(&self, op: &Operation) -> bool {
+        if self.args.is_empty() {
+            return true;
+        }
+        match op.args.get() {
+            Some(args) => self.args.iter().all(|p| p.holds(args)),
+            None if op.args.is_present() => self.deny,
+            None => self.args.iter().all(|p| p.holds(&Value::Null)),
+        }
+    }
+}
+
+/// A compiled, immutable set of rules.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    /// Per kind, the indices of the rules that can match it, in order.
+    by_kind: [Vec<u32>; OperationKind::ALL.len()],
+}
+
+impl RuleSet {
+    /// Compiles loaded rules.
+    pub fn new(configs: &[RuleConfig]) -> Self {
+        let rules: Vec<Rule> = configs.iter().map(Rule::new).collect();
+        let mut by_kind: [Vec<u32>; OperationKind::ALL.len()] = Default::default();
+        for (index, rule) in rules.iter().enumerate() {
+            for kind in rule.kinds.iter() {
+                by_kind[kind as usize].push(index as u32);
+            }
+        }
+        Self { rules, by_kind }
+    }
+
+    /// Parses and compiles a rules file's text; `path` names it in errors.
+    pub fn parse(path: &Path, source: &str) -> Result<Self, RulesError> {
+        Ok(Self::new(&config::parse(path, source)?))
+    }
+
+    /// Loads a rules file.
+    pub fn load(path: &Path) -> Result<Self, RulesError> {
+        let source = std::fs::read_to_string(path).map_err(|e| RulesError {
+            errors: vec![format!("{}: {e}", path.display())],
+        })?;
+        Self::parse(path, &source)
+    }
+
+    /// How many rules the set holds.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether the set is empty (and so denies everything).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The decision for `request`.
+    pub fn decide(&self, request: &AuthzRequest) -> Decision {
+        let op = &request.operation;
+        let mut allowed: Option<&Rule> = None;
+        let candidates: &mut dyn Iterator<Item = &Rule> = if op.also.is_empty() {
+            &mut self.by_kind[op.kind as usize]
+                .iter()
+                .map(|&index| &self.rules[index as usize])
+        } else {
+            // Calls of several kinds (signal-with-start) meet every rule of any of them.
+            &mut self.rules.iter()
+        };
+        for rule in candidates {
+            if !rule.matches(request) {
+                continue;
+            }
+            if rule.deny {
+                return Decision::deny(Arc::clone(&rule.decider), rule.reason.clone());
+            }
+            allowed.get_or_insert(rule);
+        }
+        match allowed {
+            Some(rule) => Decision::allow(Arc::clone(&rule.decider)),
+            None => Decision::deny(RULES_POLICY, "no rule allows this call"),
+        }
+    }
+}
+
+/// The decider id when no rule matched.
+pub const RULES_POLICY: &str = "rules";
+
+/// The rules policy; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct RulesPolicy {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    path: Option<PathBuf>,
+    current: RwLock<Arc<RuleSet>>,
+    version: AtomicU64,
+    /// The file's text when last read, so an unchanged file is not parsed again.
+    seen: std::sync::Mutex<Option<String>>,
+}
+
+impl RulesPolicy {
+    /// A policy over a fixed rule set.
+    pub fn new(rules: RuleSet) -> Self {
+        Self::with_path(rules, None, None)
+    }
+
+    fn with_path(rules: RuleSet, path: Option<PathBuf>, seen: Option<String>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                path,
+                current: RwLock::new(Arc::new(rules)),
+                version: AtomicU64::new(0),
+                seen: std::sync::Mutex::new(seen),
+            }),
+        }
+    }
+
+    /// Loads the rules file at `path`; [`reload`](Self::reload) and [`watch`](Self::watch)
+    /// read it again.
+    pub fn load(path: impl Into<PathBuf>) -> Result<Self, RulesError> {
+        let path = path.into();
+        let source = read(&path)?;
+        let rules = RuleSet::parse(&path, &source)?;
+        Ok(Self::with_path(rules, Some(path), Some(source)))
+    }
+
+    /// The rule set calls are decided by now.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        Arc::clone(
+            &self
+                .shared
+                .current
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Bumped on every successful reload (decision caches key on it).
+    pub fn version(&self) -> u64 {
+        self.shared.version.load(Ordering::Acquire)
+    }
+
+    /// Reads the file again and swaps the new rules in if it changed and is valid. Returns
+    /// whether new rules were installed; an invalid file leaves the current rules in place.
+    pub fn reload(&self) -> Result<bool, RulesError> {
+        let Some(path) = &self.shared.path else {
+            return Ok(false);
+        };
+        let source = read(path)?;
+        self.install(path, source)
+    }
+
+    fn install(&self, path: &Path, source: String) -> Result<bool, RulesError> {
+        let mut seen = self
+            .shared
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.as_deref() == Some(source.as_str()) {
+            return Ok(false);
+        }
+        let result = RuleSet::parse(path, &source);
+        // Remember the text either way, so an invalid file is reported once, not every poll.
+        *seen = Some(source);
+        let rules = result?;
+        let count = rules.len();
+        *self
+            .shared
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
+        self.shared.version.fetch_add(1, Ordering::AcqRel);
+        tracing::info!(path = %path.display(), rules = count, "rules reloaded");
+        Ok(true)
+    }
+
+    /// Polls the file every `every` on the Tokio runtime and reloads it when it changes, until
+    /// the policy is dropped. A changed file is loaded only once it reads the same twice, a
+    /// settle interval apart, so a file caught mid-write is not taken for a shorter valid one
+    /// (still, write rules files atomically: a temporary file renamed over the old one). An
+    /// invalid file is logged (every error, with its line) and the previous rules stay.
+    pub fn watch(&self, every: Duration) {
+        let weak = Arc::downgrade(&self.shared);
+        let settle = every.min(Duration::from_millis(100));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(shared) = weak.upgrade() else {
+                    return;
+                };
+                let policy = RulesPolicy { shared };
+                let Some(path) = policy.shared.path.clone() else {
+                    return;
+                };
+                let Ok(first) = read(&path) else {
+                    continue;
+                };
+                let changed = policy
+                    .shared
+                    .seen
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_deref()
+                    != Some(first.as_str());
+                if !changed {
+                    continue;
+                }
+                tokio::time::sleep(settle).await;
+                match read(&path) {
+                    Ok(second) if second == first => {
+                        if let Err(error) = policy.install(&path, second) {
+                            tracing::error!(%error, "the changed rules file is invalid; keeping the previous rules");
+                        }
+                    }
+                    _ => continue,
+                }
+            }
+        });
+    }
+}
+
+fn read(path: &Path) -> Result<String, RulesError> {
+    std::fs::read_to_string(path).map_err(|e| RulesError {
+        errors: vec![format!("{}: {e}", path.display())],
+    })
+}
+
+impl Policy for RulesPolicy {
+    fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
+        let rules = self.rules();
+        Answer::Ready(Ok(rules.decide(request)))
+    }
+}

@@ -1,0 +1,425 @@
+//! The rules file: matching, argument predicates, load errors with lines, hot reload.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use serde_json::json;
+use warden_core::{AuthzRequest, Claims, Effect, Operation, OperationKind, Policy, Roles};
+use warden_policy::rules::{RuleSet, RulesPolicy};
+
+const SVC: &str = "warden.example.v1.WorkflowService";
+
+fn rules(source: &str) -> RuleSet {
+    RuleSet::parse(Path::new("rules.toml"), source).unwrap()
+}
+
+fn op(kind: OperationKind, method: &str) -> Operation {
+    Operation::new(kind, SVC, method).with_namespace("orders")
+}
+
+fn writer() -> Claims {
+    Claims::for_subject("alice").with_namespace_role("orders", Roles::WRITER)
+}
+
+fn decide(set: &RuleSet, claims: Claims, op: Operation) -> (Effect, String) {
+    let decision = set.decide(&AuthzRequest::new(claims, op));
+    (decision.effect(), decision.decider().to_owned())
+}
+
+#[test]
+fn deny_overrides_allow_whatever_the_order_and_nothing_matched_denies() {
+    let set = rules(
+        r#"
+        [[rule]]
+        id = "writers-signal"
+        effect = "allow"
+        kinds = ["signal"]
+        subject = { roles = ["writer"] }
+
+        [[rule]]
+        id = "no-cancel-signal"
+        effect = "deny"
+        reason = "cancel signals are blocked"
+        names = ["cancel"]
+        "#,
+    );
+    let signal = |name: &str| op(OperationKind::Signal, "SignalWorkflow").with_name(name);
+    assert_eq!(
+        decide(&set, writer(), signal("approve")),
+        (Effect::Allow, "rules/writers-signal".into())
+    );
+    let denied = set.decide(&AuthzRequest::new(writer(), signal("cancel")));
+    assert_eq!(denied.effect(), Effect::Deny);
+    assert_eq!(denied.decider(), "rules/no-cancel-signal");
+    assert_eq!(denied.reason(), Some("cancel signals are blocked"));
+    let nothing = set.decide(&AuthzRequest::new(
+        writer(),
+        op(OperationKind::Query, "QueryWorkflow"),
+    ));
+    assert_eq!(nothing.effect(), Effect::Deny);
+    assert_eq!(nothing.reason(), Some("no rule allows this call"));
+}
+
+#[test]
+fn argument_predicates_compare_decoded_arguments_and_fail_closed() {
+    let set = rules(
+        r#"
+        [[rule]]
+        id = "small-discounts"
+        effect = "allow"
+        kinds = ["update"]
+        args = [{ pointer = "/amount", le = 1000 }, { pointer = "/currency", in = ["EUR", "USD"] }]
+
+        [[rule]]
+        id = "no-vip"
+        effect = "deny"
+        kinds = ["update"]
+        args = [{ pointer = "/customer/tier", eq = "vip" }]
+        "#,
+    );
+    let update =
+        |args: serde_json::Value| op(OperationKind::Update, "UpdateWorkflow").with_args(args);
+    let effect = |op| decide(&set, writer(), op).0;
+    assert_eq!(
+        effect(update(json!({"amount": 250, "currency": "EUR"}))),
+        Effect::Allow
+    );
+    assert_eq!(
+        effect(update(json!({"amount": 1000.0, "currency": "USD"}))),
+        Effect::Allow
+    );
+    assert_eq!(
+        effect(update(json!({"amount": 5000, "currency": "EUR"}))),
+        Effect::Deny
+    );
+    assert_eq!(
+        effect(update(json!({"amount": 250, "currency": "GBP"}))),
+        Effect::Deny
+    );
+    assert_eq!(
+        effect(update(json!({"amount": "250", "currency": "EUR"}))),
+        Effect::Deny
+    );
+    assert_eq!(effect(update(json!({"currency": "EUR"}))), Effect::Deny);
+    let vip = json!({"amount": 1, "currency": "EUR", "customer": {"tier": "vip"}});
+    assert_eq!(
+        decide(&set, writer(), update(vip)),
+        (Effect::Deny, "rules/no-vip".into())
+    );
+    // Bytes that are not JSON: no allow rule can vouch for them, every deny rule holds.
+    let opaque = op(OperationKind::Update, "UpdateWorkflow").with_json_args(b"\x00\x01".to_vec());
+    assert_eq!(
+        decide(&set, writer(), opaque),
+        (Effect::Deny, "rules/no-vip".into())
+    );
+}
+
+#[test]
+fn patterns_and_subject_conditions_match_as_documented() {
+    let set = rules(
+        r#"
+        [[rule]]
+        id = "prefix-service"
+        effect = "allow"
+        services = ["warden.example.*"]
+        methods = ["Describe*", "*Workflows"]
+        namespaces = ["ord*"]
+        subject = { groups = ["ops"], claims = { department = "finance" } }
+
+        [[rule]]
+        id = "by-id"
+        effect = "allow"
+        kinds = ["terminate"]
+        subject = { ids = ["root"], system_roles = ["admin"] }
+
+        [[rule]]
+        id = "scoped"
+        effect = "allow"
+        kinds = ["read"]
+        subject = { privileges = ["orders.read"] }
+
+        [[rule]]
+        id = "health"
+        effect = "allow"
+        methods = ["Check"]
+        subject = { anonymous = true }
+        "#,
+    );
+    let ops = Claims::for_subject("o")
+        .with_group("ops")
+        .with_attribute("department", json!("finance"));
+    let describe = op(OperationKind::Read, "DescribeWorkflow");
+    assert_eq!(
+        decide(&set, ops.clone(), describe.clone()).1,
+        "rules/prefix-service"
+    );
+    assert_eq!(
+        decide(&set, ops.clone(), op(OperationKind::Read, "ListWorkflows")).1,
+        "rules/prefix-service"
+    );
+    assert_eq!(
+        decide(&set, ops.clone(), op(OperationKind::Read, "WatchWorkflow")).0,
+        Effect::Deny
+    );
+    let sales = Claims::for_subject("o")
+        .with_group("ops")
+        .with_attribute("department", json!("sales"));
+    assert_eq!(decide(&set, sales, describe.clone()).0, Effect::Deny);
+    let root = Claims::for_subject("root").with_system_role(Roles::ADMIN);
+    let terminate = op(OperationKind::Terminate, "TerminateWorkflow");
+    assert_eq!(decide(&set, root, terminate.clone()).0, Effect::Allow);
+    let other_admin = Claims::for_subject("eve").with_system_role(Roles::ADMIN);
+    assert_eq!(decide(&set, other_admin, terminate).0, Effect::Deny);
+    let scoped = Claims::for_subject("s").with_privilege("orders.read");
+    assert_eq!(
+        decide(&set, scoped, op(OperationKind::Read, "Get")).1,
+        "rules/scoped"
+    );
+    // Anonymous callers match only rules that say so.
+    assert_eq!(decide(&set, Claims::anonymous(), describe).0, Effect::Deny);
+    assert_eq!(
+        decide(&set, Claims::anonymous(), op(OperationKind::Other, "Check")).1,
+        "rules/health"
+    );
+}
+
+#[test]
+fn signal_with_start_meets_the_rules_of_both_kinds() {
+    let set = rules(
+        r#"
+        [[rule]]
+        id = "start"
+        effect = "allow"
+        kinds = ["execute"]
+
+        [[rule]]
+        id = "no-approve"
+        effect = "deny"
+        kinds = ["signal"]
+        names = ["approve"]
+        "#,
+    );
+    let swst = op(OperationKind::Execute, "SignalWithStart")
+        .also(OperationKind::Signal)
+        .with_name("approve");
+    assert_eq!(decide(&set, writer(), swst).1, "rules/no-approve");
+}
+
+#[test]
+fn every_load_error_is_reported_with_its_line_and_what_was_expected() {
+    let source = r#"
+[[rule]]
+id = "ok"
+effect = "allow"
+
+[[rule]]
+id = "typo"
+effect = "allow"
+kindz = ["query"]
+
+[[rule]]
+id = "bad-kind"
+effect = "allow"
+kinds = ["qeury"]
+
+[[rule]]
+id = "two-comparisons"
+effect = "deny"
+args = [{ pointer = "/amount", le = 1, ge = 0 }]
+
+[[rule]]
+id = "bad-role"
+effect = "allow"
+subject = { roles = ["boss"] }
+
+[[rule]]
+id = "ok"
+effect = "maybe"
+"#;
+    let error = RuleSet::parse(Path::new("policy/rules.toml"), source).unwrap_err();
+    let lines: Vec<&str> = error.errors.iter().map(String::as_str).collect();
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(
+            "policy/rules.toml:6: rule `typo`: unknown field `kindz`, expected one of"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].starts_with("policy/rules.toml:11: rule `bad-kind`: unknown operation kind `qeury`, expected one of execute"), "{}", lines[1]);
+    assert!(
+        lines[2].starts_with(
+            "policy/rules.toml:16: rule `two-comparisons`: argument `/amount` needs exactly one of"
+        ),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].starts_with("policy/rules.toml:21: rule `bad-role`: unknown role `boss`"),
+        "{}",
+        lines[3]
+    );
+    assert!(
+        lines[4].starts_with(
+            "policy/rules.toml:26: rule `ok`: unknown variant `maybe`, expected `allow` or `deny`"
+        ),
+        "{}",
+        lines[4]
+    );
+
+    let syntax = RuleSet::parse(
+        Path::new("r.toml"),
+        "[[rule]]\nid = \"x\"\neffect = allow\n",
+    )
+    .unwrap_err();
+    assert!(syntax.errors[0].starts_with("r.toml:3: "), "{syntax}");
+    let top = RuleSet::parse(Path::new("r.toml"), "\n[[rules]]\nid = \"x\"\n").unwrap_err();
+    assert!(
+        top.errors[0].starts_with("r.toml:2: unknown field `rules`"),
+        "{top}"
+    );
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("warden-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    /// Writes `path` atomically: a temporary file renamed over it.
+    fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.0.join(name);
+        let tmp = self.0.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Two versions whose decisions for one request differ in effect *and* decider, and an
+/// invalid third.
+const VERSION_A: &str = r#"
+[[rule]]
+id = "a-allow"
+effect = "allow"
+kinds = ["update"]
+
+[[rule]]
+id = "a-deny-big"
+effect = "deny"
+kinds = ["update"]
+args = [{ pointer = "/amount", gt = 100 }]
+"#;
+const VERSION_B: &str = r#"
+[[rule]]
+id = "b-allow"
+effect = "allow"
+kinds = ["update"]
+"#;
+const INVALID: &str = "[[rule]]\nid = \"broken\"\neffect = \"allow\"\nkinds = [\"nope\"]\n";
+
+fn big_update() -> AuthzRequest {
+    AuthzRequest::new(
+        writer(),
+        op(OperationKind::Update, "UpdateWorkflow").with_args(json!({"amount": 500})),
+    )
+}
+
+#[test]
+fn reload_swaps_valid_files_in_and_keeps_the_last_good_rules() {
+    let dir = TempDir::new("rules-reload");
+    let path = dir.write("rules.toml", VERSION_A);
+    let policy = RulesPolicy::load(&path).unwrap();
+    let decider = |p: &RulesPolicy| p.rules().decide(&big_update()).decider().to_owned();
+    assert_eq!(decider(&policy), "rules/a-deny-big");
+    assert!(
+        !policy.reload().unwrap(),
+        "an unchanged file is not reloaded"
+    );
+    dir.write("rules.toml", VERSION_B);
+    assert!(policy.reload().unwrap());
+    assert_eq!(decider(&policy), "rules/b-allow");
+    assert_eq!(policy.version(), 1);
+    dir.write("rules.toml", INVALID);
+    let error = policy.reload().unwrap_err();
+    assert!(
+        error.to_string().contains("rules.toml:1: rule `broken`"),
+        "{error}"
+    );
+    assert_eq!(decider(&policy), "rules/b-allow");
+    assert_eq!(policy.version(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_under_concurrent_load_loses_no_call_and_never_serves_a_mix() {
+    let dir = TempDir::new("rules-watch");
+    let path = dir.write("rules.toml", VERSION_A);
+    let policy = RulesPolicy::load(&path).unwrap();
+    policy.watch(Duration::from_millis(5));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (from_a, from_b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (policy, stop) = (policy.clone(), Arc::clone(&stop));
+            let (from_a, from_b) = (Arc::clone(&from_a), Arc::clone(&from_b));
+            tokio::spawn(async move {
+                let request = big_update();
+                let mut calls = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let decision = policy.evaluate(&request).now().unwrap().unwrap();
+                    match (decision.effect(), decision.decider()) {
+                        (Effect::Deny, "rules/a-deny-big") => {
+                            from_a.fetch_add(1, Ordering::Relaxed)
+                        }
+                        (Effect::Allow, "rules/b-allow") => from_b.fetch_add(1, Ordering::Relaxed),
+                        other => panic!("a decision from neither version: {other:?}"),
+                    };
+                    calls += 1;
+                    if calls % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                calls
+            })
+        })
+        .collect();
+    let mut versions_seen = 0;
+    for round in 0..20 {
+        let content = match round % 3 {
+            0 => VERSION_B,
+            1 => INVALID,
+            _ => VERSION_A,
+        };
+        dir.write("rules.toml", content);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        versions_seen = versions_seen.max(policy.version());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for caller in callers {
+        total += caller.await.unwrap();
+    }
+    let (a, b) = (
+        from_a.load(Ordering::Relaxed),
+        from_b.load(Ordering::Relaxed),
+    );
+    assert_eq!(a + b, total, "every call got a decision");
+    assert!(a > 0 && b > 0, "both versions served: a={a} b={b}");
+    assert!(versions_seen >= 2, "the watcher reloaded: {versions_seen}");
+}
