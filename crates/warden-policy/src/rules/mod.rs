@@ -38,6 +38,7 @@
 mod config;
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
     sync::{
         Arc, PoisonError, RwLock,
@@ -283,22 +284,89 @@ impl Rule {
     }
 }
 
+/// The rules that can match calls of one kind, as indices in file order.
+#[derive(Clone, Debug, Default)]
+struct KindIndex {
+    /// Rules naming only exact namespaces, under each of them.
+    by_namespace: HashMap<String, Vec<u32>, foldhash::fast::RandomState>,
+    /// Every other rule.
+    general: Vec<u32>,
+}
+
+impl KindIndex {
+    /// The candidates for a call in `namespace`, in file order.
+    fn candidates<'a>(&'a self, namespace: Option<&str>) -> impl Iterator<Item = u32> + 'a {
+        let scoped: &[u32] = namespace
+            .and_then(|n| self.by_namespace.get(n))
+            .map_or(&[], Vec::as_slice);
+        Merge {
+            a: self.general.iter().copied().peekable(),
+            b: scoped.iter().copied().peekable(),
+        }
+    }
+}
+
+/// Merges two ascending index lists.
+struct Merge<A: Iterator<Item = u32>, B: Iterator<Item = u32>> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<A: Iterator<Item = u32>, B: Iterator<Item = u32>> Iterator for Merge<A, B> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(a), Some(b)) if b < a => self.b.next(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
+}
+
 /// A compiled, immutable set of rules.
 #[derive(Clone, Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    /// Per kind, the indices of the rules that can match it, in order.
-    by_kind: [Vec<u32>; OperationKind::ALL.len()],
+    /// Per kind, the rules that can match it: a 1,000-rule file is not scanned whole.
+    by_kind: [KindIndex; OperationKind::ALL.len()],
 }
 
 impl RuleSet {
     /// Compiles loaded rules.
     pub fn new(configs: &[RuleConfig]) -> Self {
         let rules: Vec<Rule> = configs.iter().map(Rule::new).collect();
-        let mut by_kind: [Vec<u32>; OperationKind::ALL.len()] = Default::default();
+        let mut by_kind: [KindIndex; OperationKind::ALL.len()] = Default::default();
         for (index, rule) in rules.iter().enumerate() {
+            let exact: Option<Vec<&str>> = (!rule.namespaces.0.is_empty())
+                .then(|| {
+                    rule.namespaces
+                        .0
+                        .iter()
+                        .map(|p| match p {
+                            Pattern::Exact(n) => Some(n.as_str()),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .flatten();
             for kind in rule.kinds.iter() {
-                by_kind[kind as usize].push(index as u32);
+                let slot = &mut by_kind[kind as usize];
+                match &exact {
+                    Some(namespaces) => {
+                        for namespace in namespaces {
+                            let list = slot
+                                .by_namespace
+                                .entry((*namespace).to_owned())
+                                .or_default();
+                            // A rule listing a namespace twice is indexed once.
+                            if list.last() != Some(&(index as u32)) {
+                                list.push(index as u32);
+                            }
+                        }
+                    }
+                    None => slot.general.push(index as u32),
+                }
             }
         }
         Self { rules, by_kind }
@@ -333,8 +401,8 @@ impl RuleSet {
         let mut allowed: Option<&Rule> = None;
         let candidates: &mut dyn Iterator<Item = &Rule> = if op.also.is_empty() {
             &mut self.by_kind[op.kind as usize]
-                .iter()
-                .map(|&index| &self.rules[index as usize])
+                .candidates(op.namespace.as_deref())
+                .map(|index| &self.rules[index as usize])
         } else {
             // Calls of several kinds (signal-with-start) meet every rule of any of them.
             &mut self.rules.iter()

@@ -1,0 +1,122 @@
+//! Decisions per second of the built-in policies, in process: the role policy (Temporal's
+//! table), the privilege policy, and the rules policy with 1,000 rules.
+//!
+//! `cargo bench --bench policies` (`-- --quick` for a short run). Each figure is the median
+//! over interleaved rounds of the time per decision in a batch.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{fmt::Write as _, hint::black_box, path::Path, time::Instant};
+
+use serde_json::json;
+use warden_core::{AuthzRequest, Claims, Effect, Operation, OperationKind, Policy, Roles};
+use warden_policy::{
+    privileges::{PrivilegePolicy, Requirement},
+    roles::{RolePolicy, WORKFLOW_SERVICE},
+    rules::{RuleSet, RulesPolicy},
+};
+
+const KINDS: [&str; 4] = ["signal", "query", "update", "read"];
+
+/// 1,000 rules. With `spread`, they are spread over four kinds and 250 namespaces, as a real
+/// file would be. Without it every rule is a signal rule with a namespace *prefix*, so no
+/// index prunes any, and the one that matches is the last: every rule is checked.
+fn thousand_rules(spread: bool) -> String {
+    let mut out = String::new();
+    for i in 0..1000 {
+        let kind = if spread { KINDS[i % 4] } else { "signal" };
+        let star = if spread { "" } else { "*" };
+        let effect = if i % 10 == 9 { "deny" } else { "allow" };
+        writeln!(
+            out,
+            "[[rule]]\nid = \"r{i}\"\neffect = \"{effect}\"\nkinds = [\"{kind}\"]\nnamespaces = [\"ns-{}{star}\"]\nnames = [\"sig-{}\"]\nargs = [{{ pointer = \"/amount\", le = {} }}]\nsubject = {{ roles = [\"writer\"] }}\n",
+            i % 250,
+            i % 7,
+            i * 10
+        )
+        .unwrap();
+    }
+    // The call below matches only this one, after all the others.
+    out.push_str(
+        "[[rule]]\nid = \"target\"\neffect = \"allow\"\nkinds = [\"signal\"]\nnamespaces = [\"orders\"]\nnames = [\"approve\"]\nsubject = { roles = [\"writer\"] }\n",
+    );
+    out
+}
+
+fn time(policy: &dyn Policy, request: &AuthzRequest, batch: u32) -> f64 {
+    let started = Instant::now();
+    for _ in 0..batch {
+        let decision = black_box(policy.evaluate(black_box(request)));
+        black_box(decision.now());
+    }
+    started.elapsed().as_nanos() as f64 / f64::from(batch)
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");
+    let writer = Claims::for_subject("alice")
+        .with_namespace_role("orders", Roles::WRITER)
+        .with_privilege("orders.signal");
+    let signal = Operation::new(
+        OperationKind::Signal,
+        WORKFLOW_SERVICE,
+        "SignalWorkflowExecution",
+    )
+    .with_namespace("orders")
+    .with_instance("order-1")
+    .with_name("approve")
+    .with_args(json!({"amount": 5}));
+    let request = AuthzRequest::new(writer, signal);
+
+    let roles = RolePolicy::temporal();
+    let privileges = PrivilegePolicy::new()
+        .require(Requirement::kind(OperationKind::Update), ["orders.update"])
+        .require(
+            Requirement::kind(OperationKind::Signal).named("approve"),
+            ["orders.signal"],
+        )
+        .require(
+            Requirement::method(WORKFLOW_SERVICE, "TerminateWorkflowExecution"),
+            ["orders.admin"],
+        );
+    let worst =
+        RulesPolicy::new(RuleSet::parse(Path::new("bench"), &thousand_rules(false)).unwrap());
+    let spread =
+        RulesPolicy::new(RuleSet::parse(Path::new("bench"), &thousand_rules(true)).unwrap());
+    let policies: [(&str, &dyn Policy); 4] = [
+        ("role policy (Temporal table)", &roles),
+        ("privilege policy (3 requirements)", &privileges),
+        (
+            "rules, 1,000 rules over 4 kinds and 250 namespaces",
+            &spread,
+        ),
+        (
+            "rules, 1,000 unindexable rules (namespace prefixes) all of the call's kind, match last",
+            &worst,
+        ),
+    ];
+    for (name, policy) in policies {
+        let decision = policy.evaluate(&request).now().unwrap().unwrap();
+        assert_eq!(decision.effect(), Effect::Allow, "{name}: {decision:?}");
+    }
+    let rounds = if quick { 3 } else { 100 };
+    let batch = if quick { 100 } else { 2_000 };
+    let mut samples = vec![Vec::new(); policies.len()];
+    for _ in 0..rounds {
+        for (i, (_, policy)) in policies.iter().enumerate() {
+            samples[i].push(time(*policy, &request, batch));
+        }
+    }
+    println!("## Policy decisions in process ({rounds} interleaved rounds of {batch})\n");
+    println!("| policy | median per decision | decisions per second |");
+    println!("|---|---|---|");
+    for ((name, _), samples) in policies.iter().zip(samples) {
+        let ns = median(samples);
+        println!("| {name} | {:.3} µs | {:.0} |", ns / 1e3, 1e9 / ns);
+    }
+}
