@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Warden's tests need and runs all of them.
 #
-# The tests start their own servers on loopback (tonic, axum, a raw HTTP/2 client); nothing
-# else has to run. Later test suites (Redis, the Temporal dev server) are installed here too,
-# so this stays the one command that runs everything.
+# The tests start their own servers on loopback: tonic and axum services, a JWKS endpoint
+# (HTTP and HTTPS), TLS servers with test certificates, and a `redis-server` per test that
+# needs one. This script installs `redis-server` (Debian package) when it is missing; a test
+# that needs it and cannot start it fails, it never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,15 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-# No system packages or services are needed yet: protos compile with protox (pure Rust).
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "== installing redis-server"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+# The package may start a system-wide server; the tests use their own ports and do not need it.
+redis-server --version
+
 cargo test --workspace --all-features --all-targets
 cargo test --workspace --all-features --doc

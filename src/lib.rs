@@ -22,6 +22,9 @@ pub use warden_core as core;
 pub use warden_identity as identity;
 /// Built-in policies: Temporal roles, privileges, the rules file.
 pub use warden_policy as policy;
+/// The Redis instance store.
+#[cfg(feature = "redis")]
+pub use warden_redis as redis;
 pub use warden_tower as tower;
 
 /// The README's examples, compiled as doc tests so the README never lies.

@@ -33,6 +33,7 @@ mod args;
 mod claims;
 mod decision;
 pub mod identity;
+pub mod instances;
 mod operation;
 pub mod policy;
 mod request;

@@ -31,6 +31,7 @@ pub mod pb {
 
 pub mod issuer;
 pub mod policies;
+pub mod redis_server;
 
 use pb::{workflow_service_server::WorkflowService, *};
 

@@ -391,7 +391,7 @@ async fn reload_under_concurrent_load_loses_no_call_and_never_serves_a_mix() {
                         other => panic!("a decision from neither version: {other:?}"),
                     };
                     calls += 1;
-                    if calls % 64 == 0 {
+                    if calls.is_multiple_of(64) {
                         tokio::task::yield_now().await;
                     }
                 }

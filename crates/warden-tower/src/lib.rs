@@ -53,6 +53,7 @@ mod gate;
 mod grpc;
 mod guard;
 pub mod map;
+pub mod record;
 pub mod rejection;
 mod telemetry;
 

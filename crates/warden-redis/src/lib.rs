@@ -1,0 +1,165 @@
+//! A Redis [`InstanceStore`] for Warden: several replicas agree on who started an instance
+//! and who takes part in it.
+//!
+//! The initiator is a string key written with `SET NX` (the first start wins, across
+//! replicas); participants are a set. Every command has a timeout; a store that cannot be
+//! reached answers an error, and enforcement denies the call `UNAVAILABLE`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use warden_redis::RedisInstanceStore;
+//!
+//! let store = RedisInstanceStore::connect("redis://127.0.0.1:6379/").await?;
+//! # let _ = store;
+//! # Ok(()) }
+//! ```
+
+use std::{sync::Arc, time::Duration};
+
+use redis::{AsyncCommands, aio::ConnectionManager};
+use warden_core::{
+    Answer,
+    instances::{InstanceKey, InstanceRecord, InstanceStore, StoreError, StoreRead, StoreWrite},
+};
+
+/// How long one Redis command may take by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Initiators and participants in Redis; see the [crate docs](crate).
+#[derive(Clone)]
+pub struct RedisInstanceStore {
+    connection: ConnectionManager,
+    prefix: Arc<str>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisInstanceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisInstanceStore")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("redis: {error}"))
+}
+
+impl RedisInstanceStore {
+    /// Connects to `url` (`redis://host:port/db`), with keys under `warden:` and a 1 s
+    /// command timeout. The connection reconnects by itself after a failure.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, "warden", DEFAULT_TIMEOUT).await
+    }
+
+    /// Connects with a key prefix and a command timeout of your choice.
+    pub async fn connect_with(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        let connection = tokio::time::timeout(
+            timeout * 3,
+            client.get_connection_manager_with_config(config),
+        )
+        .await
+        .map_err(|_| unavailable(format!("no connection within {:?}", timeout * 3)))?
+        .map_err(unavailable)?;
+        Ok(Self {
+            connection,
+            prefix: prefix.into(),
+            timeout,
+        })
+    }
+
+    /// `prefix:kind:<len>:namespace:instance` — the length keeps `a:b`/`c` apart from `a`/`b:c`.
+    fn key(&self, kind: &str, key: &InstanceKey) -> String {
+        format!(
+            "{}:{kind}:{}:{}:{}",
+            self.prefix,
+            key.namespace.len(),
+            key.namespace,
+            key.instance
+        )
+    }
+
+    fn write<F>(&self, command: F) -> StoreWrite
+    where
+        F: FnOnce(ConnectionManager) -> redis::RedisFuture<'static, ()> + Send + 'static,
+    {
+        let (connection, timeout) = (self.connection.clone(), self.timeout);
+        Box::pin(async move {
+            tokio::time::timeout(timeout, command(connection))
+                .await
+                .map_err(|_| unavailable(format!("no answer within {timeout:?}")))?
+                .map_err(unavailable)
+        })
+    }
+}
+
+impl InstanceStore for RedisInstanceStore {
+    fn get(&self, key: &InstanceKey) -> StoreRead {
+        let (initiator, participants) = (self.key("initiator", key), self.key("participants", key));
+        let (mut connection, timeout) = (self.connection.clone(), self.timeout);
+        Answer::pending(async move {
+            let read = async {
+                redis::pipe()
+                    .get(&initiator)
+                    .smembers(&participants)
+                    .query_async::<(Option<String>, std::collections::BTreeSet<String>)>(
+                        &mut connection,
+                    )
+                    .await
+            };
+            let (initiator, participants) = tokio::time::timeout(timeout, read)
+                .await
+                .map_err(|_| unavailable(format!("no answer within {timeout:?}")))?
+                .map_err(unavailable)?;
+            Ok(InstanceRecord {
+                initiator,
+                participants,
+            })
+        })
+    }
+
+    fn record_initiator(&self, key: &InstanceKey, subject: &str) -> StoreWrite {
+        let (name, subject) = (self.key("initiator", key), subject.to_owned());
+        self.write(move |mut c| {
+            Box::pin(async move {
+                let _: Option<String> = redis::cmd("SET")
+                    .arg(&name)
+                    .arg(&subject)
+                    .arg("NX")
+                    .query_async(&mut c)
+                    .await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn add_participant(&self, key: &InstanceKey, subject: &str) -> StoreWrite {
+        let (name, subject) = (self.key("participants", key), subject.to_owned());
+        self.write(move |mut c| {
+            Box::pin(async move {
+                let _: i64 = c.sadd(&name, &subject).await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn remove_participant(&self, key: &InstanceKey, subject: &str) -> StoreWrite {
+        let (name, subject) = (self.key("participants", key), subject.to_owned());
+        self.write(move |mut c| {
+            Box::pin(async move {
+                let _: i64 = c.srem(&name, &subject).await?;
+                Ok(())
+            })
+        })
+    }
+}

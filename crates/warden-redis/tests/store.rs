@@ -1,0 +1,63 @@
+//! The Redis store against a real `redis-server` on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use warden_core::instances::{InstanceKey, InstanceStore};
+use warden_example::redis_server::RedisServer;
+use warden_redis::RedisInstanceStore;
+
+#[tokio::test]
+async fn replicas_agree_the_first_initiator_wins_and_participants_come_and_go() {
+    let redis = RedisServer::start();
+    let (a, b) = (
+        RedisInstanceStore::connect(&redis.url).await.unwrap(),
+        RedisInstanceStore::connect(&redis.url).await.unwrap(),
+    );
+    let key = InstanceKey::new("orders", "o-1");
+    a.record_initiator(&key, "alice").await.unwrap();
+    b.record_initiator(&key, "mallory").await.unwrap();
+    b.add_participant(&key, "bob").await.unwrap();
+    a.add_participant(&key, "carol").await.unwrap();
+    b.remove_participant(&key, "carol").await.unwrap();
+    for store in [&a, &b] {
+        let record = store.get(&key).await.unwrap();
+        assert_eq!(record.initiator.as_deref(), Some("alice"));
+        assert_eq!(record.participants.iter().collect::<Vec<_>>(), ["bob"]);
+    }
+    // Keys cannot collide through a `:` in a namespace or id.
+    let tricky = InstanceKey::new("orders:o", "1");
+    assert_eq!(a.get(&tricky).await.unwrap().initiator, None);
+    assert_eq!(
+        a.get(&InstanceKey::new("orders", "o-2"))
+            .await
+            .unwrap()
+            .initiator,
+        None
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_store_answers_an_error_within_its_timeout() {
+    let mut redis = RedisServer::start();
+    let store = RedisInstanceStore::connect_with(&redis.url, "t", Duration::from_millis(300))
+        .await
+        .unwrap();
+    let key = InstanceKey::new("orders", "o-1");
+    store.record_initiator(&key, "alice").await.unwrap();
+    redis.stop();
+    let started = std::time::Instant::now();
+    let error = store.get(&key).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("instance store unavailable: redis:"),
+        "{error}"
+    );
+    assert!(store.record_initiator(&key, "bob").await.is_err());
+    // Bounded by the timeouts, not hanging (generous: this is a shared machine).
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let refused =
+        RedisInstanceStore::connect_with(&redis.url, "t", Duration::from_millis(300)).await;
+    assert!(refused.is_err());
+}
