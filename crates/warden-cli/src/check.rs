@@ -1,0 +1,297 @@
+//! `warden check`: evaluate one request against a policy config and explain the decision.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+    sync::Arc,
+};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use warden_core::{
+    AuthzRequest, Claims, Decision, Effect, Operation, OperationKind, Roles,
+    instances::{InstanceKey, InstanceStore, MemoryInstanceStore, SharedInstanceStore},
+};
+use warden_policy::config::PoliciesConfig;
+
+/// The config file `warden check` reads: named policies and which decide each kind.
+pub(crate) type CheckConfig = PoliciesConfig;
+
+/// The request to check (JSON).
+///
+/// ```json
+/// {
+///   "subject": { "sub": "alice", "namespaces": { "orders": "writer" }, "privileges": ["orders.approve"] },
+///   "method": "/temporal.api.workflowservice.v1.WorkflowService/SignalWorkflowExecution",
+///   "kind": "signal", "namespace": "orders", "instance": "order-1", "name": "approve",
+///   "args": { "amount": 250 },
+///   "instance_state": { "initiator": "alice", "participants": ["bob"] }
+/// }
+/// ```
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckRequest {
+    /// Who calls; absent: an anonymous caller.
+    #[serde(default)]
+    pub(crate) subject: Option<Subject>,
+    /// `/package.Service/Method`.
+    pub(crate) method: String,
+    /// The operation kind (`execute`, `signal`, `query`, …).
+    pub(crate) kind: String,
+    /// Further kinds the call also performs (`["signal"]` for signal-with-start).
+    #[serde(default)]
+    pub(crate) also: Vec<String>,
+    /// The namespace.
+    #[serde(default)]
+    pub(crate) namespace: Option<String>,
+    /// The instance (workflow id).
+    #[serde(default)]
+    pub(crate) instance: Option<String>,
+    /// The run id.
+    #[serde(default)]
+    pub(crate) run: Option<String>,
+    /// The workflow type.
+    #[serde(default)]
+    pub(crate) workflow_type: Option<String>,
+    /// The task queue.
+    #[serde(default)]
+    pub(crate) task_queue: Option<String>,
+    /// The operation name (signal name, query type, update name).
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// The decoded arguments.
+    #[serde(default)]
+    pub(crate) args: Option<Value>,
+    /// What the instance store knows of the instance, for instance-level policies.
+    #[serde(default)]
+    pub(crate) instance_state: Option<InstanceState>,
+}
+
+/// The caller's claims.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Subject {
+    /// The subject id.
+    pub(crate) sub: String,
+    /// The system role(s), `|`-joined.
+    #[serde(default)]
+    pub(crate) system: Option<String>,
+    /// Roles per namespace.
+    #[serde(default)]
+    pub(crate) namespaces: BTreeMap<String, String>,
+    /// Privileges.
+    #[serde(default)]
+    pub(crate) privileges: BTreeSet<String>,
+    /// Groups.
+    #[serde(default)]
+    pub(crate) groups: BTreeSet<String>,
+    /// Attributes.
+    #[serde(default)]
+    pub(crate) attributes: Map<String, Value>,
+}
+
+/// The instance's recorded initiator and participants.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InstanceState {
+    /// Who started it.
+    #[serde(default)]
+    pub(crate) initiator: Option<String>,
+    /// Who takes part.
+    #[serde(default)]
+    pub(crate) participants: Vec<String>,
+}
+
+fn roles(spec: &str) -> Result<Roles, String> {
+    spec.split('|').try_fold(Roles::NONE, |all, name| {
+        Roles::parse_one(name)
+            .map(|r| all | r)
+            .ok_or_else(|| format!("unknown role `{name}` (worker, reader, writer, admin)"))
+    })
+}
+
+fn kind(name: &str) -> Result<OperationKind, String> {
+    name.parse()
+        .map_err(|_| format!("unknown operation kind `{name}`"))
+}
+
+impl CheckRequest {
+    fn claims(&self) -> Result<Claims, String> {
+        let Some(subject) = &self.subject else {
+            return Ok(Claims::anonymous());
+        };
+        let mut claims = Claims::for_subject(&subject.sub);
+        if let Some(system) = &subject.system {
+            claims.system = roles(system)?;
+        }
+        for (namespace, spec) in &subject.namespaces {
+            claims.namespaces.insert(namespace.clone(), roles(spec)?);
+        }
+        claims.privileges = subject.privileges.clone();
+        claims.groups = subject.groups.clone();
+        claims.attributes = subject.attributes.clone();
+        Ok(claims)
+    }
+
+    fn operation(&self) -> Result<Operation, String> {
+        let (service, method) = self
+            .method
+            .strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .filter(|(s, m)| !s.is_empty() && !m.is_empty())
+            .ok_or_else(|| format!("method `{}` is not `/package.Service/Method`", self.method))?;
+        let mut op = Operation::new(kind(&self.kind)?, service, method);
+        for also in &self.also {
+            op = op.also(kind(also)?);
+        }
+        op.namespace = self.namespace.clone();
+        op.instance_id = self.instance.clone();
+        op.run_id = self.run.clone();
+        op.workflow_type = self.workflow_type.clone();
+        op.task_queue = self.task_queue.clone();
+        op.name = self.name.clone();
+        if let Some(args) = &self.args {
+            op = op.with_args(args.clone());
+        }
+        Ok(op)
+    }
+}
+
+/// The outcome of a check.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// The final decision.
+    pub(crate) decision: Decision,
+    /// Each configured policy's own decision (or error), in order.
+    pub(crate) policies: Vec<(String, Result<Decision, String>)>,
+    /// The kind that selected the policies.
+    pub(crate) kind: OperationKind,
+}
+
+/// Loads `config` (TOML) and evaluates `request` (JSON) against it.
+pub(crate) fn check(config_path: &Path, config: &str, request: &str) -> Result<Outcome, String> {
+    let config: CheckConfig = toml::from_str(config)
+        .map_err(|e| format!("{}: {}", config_path.display(), e.to_string().trim_end()))?;
+    let request: CheckRequest =
+        serde_json::from_str(request).map_err(|e| format!("the request: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let store = MemoryInstanceStore::new();
+        let operation = request.operation()?;
+        if let (Some(state), Some(instance)) = (&request.instance_state, &operation.instance_id) {
+            let key = InstanceKey::new(operation.namespace.clone().unwrap_or_default(), instance);
+            if let Some(initiator) = &state.initiator {
+                store
+                    .record_initiator(&key, initiator)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            for participant in &state.participants {
+                store
+                    .add_participant(&key, participant)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        let store: SharedInstanceStore = Arc::new(store);
+        let base = config_path.parent().unwrap_or(Path::new("."));
+        let built = config.build(base, Some(&store))?;
+        let kind = operation.kind;
+        let authz = AuthzRequest::new(request.claims()?, operation);
+        let Some((names, combined)) = built.for_kind(kind) else {
+            return Ok(Outcome {
+                decision: Decision::deny(
+                    "authorize",
+                    format!(
+                        "no policy is configured for `{}` (nor a default)",
+                        kind.as_str()
+                    ),
+                ),
+                policies: Vec::new(),
+                kind,
+            });
+        };
+        let mut policies = Vec::new();
+        for name in names {
+            if let Some(policy) = built.named.get(name) {
+                let decision = policy.evaluate(&authz).await.map_err(|e| e.to_string());
+                policies.push((name.clone(), decision));
+            }
+        }
+        let decision = match combined.evaluate(&authz).await {
+            Ok(decision) if decision.effect() == Effect::NotApplicable => Decision::deny(
+                decision.decider().to_owned(),
+                "no policy decides this call (all not applicable)",
+            ),
+            Ok(decision) => decision,
+            Err(error) => Decision::deny(
+                "error",
+                format!("policy error (the call is denied UNAVAILABLE): {error}"),
+            ),
+        };
+        Ok(Outcome {
+            decision,
+            policies,
+            kind,
+        })
+    })
+}
+
+fn describe(decision: &Decision) -> String {
+    let effect = match decision.effect() {
+        Effect::Allow => "allow",
+        Effect::Deny => "deny",
+        Effect::NotApplicable => "not applicable",
+    };
+    match decision.reason() {
+        Some(reason) => format!("{effect} by {} ({reason})", decision.decider()),
+        None => format!("{effect} by {}", decision.decider()),
+    }
+}
+
+impl Outcome {
+    /// A readable explanation.
+    pub(crate) fn render(&self) -> String {
+        let verdict = if self.decision.is_allowed() {
+            "ALLOW"
+        } else {
+            "DENY"
+        };
+        let mut out = format!("{verdict}: {}\n", describe(&self.decision));
+        out.push_str(&format!("policies for `{}`:\n", self.kind.as_str()));
+        if self.policies.is_empty() {
+            out.push_str("  (none)\n");
+        }
+        for (name, decision) in &self.policies {
+            let line = match decision {
+                Ok(decision) => describe(decision),
+                Err(error) => format!("error: {error}"),
+            };
+            out.push_str(&format!("  {name}: {line}\n"));
+        }
+        out
+    }
+
+    /// The outcome as JSON.
+    pub(crate) fn json(&self) -> Value {
+        let one = |d: &Decision| {
+            serde_json::json!({
+                "effect": match d.effect() { Effect::Allow => "allow", Effect::Deny => "deny", Effect::NotApplicable => "not_applicable" },
+                "decider": d.decider(),
+                "reason": d.reason(),
+            })
+        };
+        serde_json::json!({
+            "allowed": self.decision.is_allowed(),
+            "decision": one(&self.decision),
+            "kind": self.kind.as_str(),
+            "policies": self.policies.iter().map(|(name, d)| match d {
+                Ok(d) => serde_json::json!({ "name": name, "decision": one(d) }),
+                Err(e) => serde_json::json!({ "name": name, "error": e }),
+            }).collect::<Vec<_>>(),
+        })
+    }
+}

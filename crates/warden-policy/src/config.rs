@@ -1,0 +1,221 @@
+//! Policies from a config file: named policies, and which of them decide each operation kind.
+//!
+//! ```toml
+//! [policies.roles]
+//! type = "roles"                    # Temporal's default authorizer
+//! methods = { "shop.v1.Orders/Refund" = { scope = "namespace", access = "write" } }
+//!
+//! [policies.scopes]
+//! type = "privileges"
+//! requirements = [{ kinds = ["signal"], name = "approve", privileges = ["orders.approve"] }]
+//!
+//! [policies.file]
+//! type = "rules"
+//! path = "rules.toml"               # relative to the config file
+//! reload_seconds = 2                # hot reload (needs a Tokio runtime)
+//!
+//! [policies.owner]
+//! type = "initiator"                # or "participants"; needs an instance store
+//!
+//! [authorize]                       # kind → policies that must all allow (deny overrides)
+//! default = ["roles"]
+//! signal = ["roles", "scopes", "owner"]
+//! update = ["file", "owner"]
+//! ```
+//!
+//! A kind with no entry uses `default`; with neither, its calls are denied (nothing decides).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use serde::Deserialize;
+use warden_core::{
+    OperationKind, SharedPolicy,
+    instances::SharedInstanceStore,
+    policy::{AllOf, AllowAll, DenyAll},
+};
+
+use crate::{
+    instances::InstancePolicy,
+    privileges::{PrivilegePolicy, RequirementConfig},
+    roles::{MethodAccess, MethodTable, RolePolicy},
+    rules::RulesPolicy,
+};
+
+/// The method table a role policy starts from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaseTable {
+    /// Temporal's WorkflowService, OperatorService and AdminService.
+    #[default]
+    Temporal,
+    /// Only the health check.
+    Empty,
+}
+
+/// One named policy.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PolicySpec {
+    /// Allows everything.
+    AllowAll,
+    /// Denies everything.
+    DenyAll,
+    /// Temporal's role model over a method table.
+    Roles {
+        /// The table to start from (default `temporal`).
+        #[serde(default)]
+        table: BaseTable,
+        /// Further methods: `"package.Service/Method"` (or `/*`) → `{ scope, access }`.
+        #[serde(default)]
+        methods: HashMap<String, MethodAccess>,
+    },
+    /// Required privileges per operation.
+    Privileges {
+        /// The requirements.
+        requirements: Vec<RequirementConfig>,
+    },
+    /// A rules file.
+    Rules {
+        /// The file, relative to the config file.
+        path: PathBuf,
+        /// Poll the file every this many seconds and reload it when it changes.
+        #[serde(default)]
+        reload_seconds: Option<u64>,
+    },
+    /// Instance-level: only the initiator or an admin changes an instance.
+    Initiator,
+    /// Instance-level: participants may do what the initiator may.
+    Participants,
+}
+
+/// Named policies and, per operation kind, which of them decide.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesConfig {
+    /// The policies, by name.
+    #[serde(default)]
+    pub policies: BTreeMap<String, PolicySpec>,
+    /// Operation kind (or `default`) → the names of the policies that must all allow.
+    #[serde(default)]
+    pub authorize: BTreeMap<String, Vec<String>>,
+}
+
+/// The policies a config built.
+#[derive(Clone, Default)]
+pub struct BuiltPolicies {
+    /// Every named policy.
+    pub named: BTreeMap<String, SharedPolicy>,
+    per_kind: HashMap<OperationKind, (Vec<String>, SharedPolicy)>,
+    /// Rules policies, for their reload version.
+    pub rules: Vec<RulesPolicy>,
+}
+
+impl std::fmt::Debug for BuiltPolicies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltPolicies")
+            .field("named", &self.named.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BuiltPolicies {
+    /// The policy deciding `kind` (all of its configured policies), with their names; `None`
+    /// when nothing is configured for it, so nothing decides and calls are denied.
+    pub fn for_kind(&self, kind: OperationKind) -> Option<(&[String], &SharedPolicy)> {
+        self.per_kind
+            .get(&kind)
+            .map(|(names, policy)| (names.as_slice(), policy))
+    }
+}
+
+impl PoliciesConfig {
+    /// Builds the policies. Paths are relative to `base`; instance policies read `store`.
+    /// Rules files with `reload_seconds` start watching (so this must run inside a Tokio
+    /// runtime when any does).
+    pub fn build(
+        &self,
+        base: &Path,
+        store: Option<&SharedInstanceStore>,
+    ) -> Result<BuiltPolicies, String> {
+        let mut built = BuiltPolicies::default();
+        for (name, spec) in &self.policies {
+            let policy: SharedPolicy = match spec {
+                PolicySpec::AllowAll => Arc::new(AllowAll::new()),
+                PolicySpec::DenyAll => Arc::new(DenyAll::new()),
+                PolicySpec::Roles { table, methods } => {
+                    let table = match table {
+                        BaseTable::Temporal => MethodTable::temporal(),
+                        BaseTable::Empty => MethodTable::new(),
+                    };
+                    let table = table
+                        .extend_from(methods)
+                        .map_err(|e| format!("policy `{name}`: {e}"))?;
+                    Arc::new(RolePolicy::new(table))
+                }
+                PolicySpec::Privileges { requirements } => {
+                    Arc::new(PrivilegePolicy::from_config(requirements.clone()))
+                }
+                PolicySpec::Rules {
+                    path,
+                    reload_seconds,
+                } => {
+                    let rules = RulesPolicy::load(base.join(path))
+                        .map_err(|e| format!("policy `{name}`:\n{e}"))?;
+                    if let Some(seconds) = reload_seconds {
+                        rules.watch(Duration::from_secs((*seconds).max(1)));
+                    }
+                    built.rules.push(rules.clone());
+                    Arc::new(rules)
+                }
+                PolicySpec::Initiator | PolicySpec::Participants => {
+                    let store = store.ok_or_else(|| {
+                        format!("policy `{name}` is instance-level and needs an instance store")
+                    })?;
+                    Arc::new(match spec {
+                        PolicySpec::Initiator => InstancePolicy::initiator(Arc::clone(store)),
+                        _ => InstancePolicy::participants(Arc::clone(store)),
+                    })
+                }
+            };
+            built.named.insert(name.clone(), policy);
+        }
+        let mut by_kind: HashMap<OperationKind, Vec<String>> = HashMap::new();
+        let mut default = None;
+        for (key, names) in &self.authorize {
+            for policy in names {
+                if !built.named.contains_key(policy) {
+                    return Err(format!(
+                        "authorize.{key}: no policy named `{policy}` (known: {})",
+                        built.named.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+            if key == "default" {
+                default = Some(names.clone());
+                continue;
+            }
+            let kind: OperationKind = key.parse().map_err(|_| {
+                format!("authorize.{key}: not an operation kind (execute, signal, query, update, cancel, terminate, read, worker, admin, other) or `default`")
+            })?;
+            by_kind.insert(kind, names.clone());
+        }
+        for kind in OperationKind::ALL {
+            let Some(names) = by_kind.remove(&kind).or_else(|| default.clone()) else {
+                continue;
+            };
+            let children = names
+                .iter()
+                .filter_map(|n| built.named.get(n).cloned())
+                .collect();
+            let policy: SharedPolicy =
+                Arc::new(AllOf::new(format!("authorize.{}", kind.as_str()), children));
+            built.per_kind.insert(kind, (names, policy));
+        }
+        Ok(built)
+    }
+}
