@@ -8,7 +8,10 @@
 use std::{
     collections::{BTreeSet, HashMap},
     fmt,
-    sync::{Arc, PoisonError, RwLock},
+    sync::{
+        Arc, PoisonError, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use crate::{Answer, BoxFuture};
@@ -71,6 +74,13 @@ pub trait InstanceStore: Send + Sync + 'static {
 
     /// Removes a participant.
     fn remove_participant(&self, key: &InstanceKey, subject: &str) -> StoreWrite;
+
+    /// A number that changes whenever this store (through this handle) changes, so decision
+    /// caches can drop what they derived from it. Shared stores also change through other
+    /// replicas; caches bound that staleness with their time to live.
+    fn version(&self) -> u64 {
+        0
+    }
 }
 
 impl<S: InstanceStore + ?Sized> InstanceStore for Arc<S> {
@@ -86,6 +96,9 @@ impl<S: InstanceStore + ?Sized> InstanceStore for Arc<S> {
     fn remove_participant(&self, key: &InstanceKey, subject: &str) -> StoreWrite {
         (**self).remove_participant(key, subject)
     }
+    fn version(&self) -> u64 {
+        (**self).version()
+    }
 }
 
 /// A store shared between layers and policies.
@@ -95,6 +108,7 @@ pub type SharedInstanceStore = Arc<dyn InstanceStore>;
 #[derive(Clone, Debug, Default)]
 pub struct MemoryInstanceStore {
     records: Arc<RwLock<HashMap<InstanceKey, InstanceRecord>>>,
+    version: Arc<AtomicU64>,
 }
 
 impl MemoryInstanceStore {
@@ -106,6 +120,7 @@ impl MemoryInstanceStore {
     fn edit(&self, key: &InstanceKey, f: impl FnOnce(&mut InstanceRecord)) -> StoreWrite {
         let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
         f(records.entry(key.clone()).or_default());
+        self.version.fetch_add(1, Ordering::AcqRel);
         Box::pin(std::future::ready(Ok(())))
     }
 }
@@ -132,6 +147,10 @@ impl InstanceStore for MemoryInstanceStore {
         self.edit(key, |r| {
             r.participants.remove(subject);
         })
+    }
+
+    fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 }
 

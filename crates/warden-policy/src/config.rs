@@ -17,6 +17,10 @@
 //! [policies.owner]
 //! type = "initiator"                # or "participants"; needs an instance store
 //!
+//! [policies.trial]
+//! type = "shadow"                   # dry run: evaluated and logged, never denies
+//! policy = "file"
+//!
 //! [authorize]                       # kind → policies that must all allow (deny overrides)
 //! default = ["roles"]
 //! signal = ["roles", "scopes", "owner"]
@@ -36,10 +40,11 @@ use serde::Deserialize;
 use warden_core::{
     OperationKind, SharedPolicy,
     instances::SharedInstanceStore,
-    policy::{AllOf, AllowAll, DenyAll},
+    policy::{AllOf, AllowAll, DenyAll, Shadow},
 };
 
 use crate::{
+    cache::CachedPolicy,
     instances::InstancePolicy,
     privileges::{PrivilegePolicy, RequirementConfig},
     roles::{MethodAccess, MethodTable, RolePolicy},
@@ -91,6 +96,26 @@ pub enum PolicySpec {
     Initiator,
     /// Instance-level: participants may do what the initiator may.
     Participants,
+    /// Another policy in shadow (dry-run) mode: evaluated and reported, never denying.
+    Shadow {
+        /// The shadowed policy's name.
+        policy: String,
+    },
+    /// Another policy behind a decision cache, invalidated when rules reload or the instance
+    /// store is written.
+    Cached {
+        /// The cached policy's name.
+        policy: String,
+        /// How long a decision lives, in seconds.
+        ttl_seconds: u64,
+        /// How many decisions are kept (default 10,000).
+        #[serde(default = "default_capacity")]
+        capacity: usize,
+    },
+}
+
+fn default_capacity() -> usize {
+    10_000
 }
 
 /// Named policies and, per operation kind, which of them decide.
@@ -143,7 +168,11 @@ impl PoliciesConfig {
         store: Option<&SharedInstanceStore>,
     ) -> Result<BuiltPolicies, String> {
         let mut built = BuiltPolicies::default();
-        for (name, spec) in &self.policies {
+        // Plain policies first; wrappers (shadow, cached) then name one of them.
+        let (wrappers, plain): (Vec<_>, Vec<_>) = self.policies.iter().partition(|(_, spec)| {
+            matches!(spec, PolicySpec::Shadow { .. } | PolicySpec::Cached { .. })
+        });
+        for (name, spec) in plain {
             let policy: SharedPolicy = match spec {
                 PolicySpec::AllowAll => Arc::new(AllowAll::new()),
                 PolicySpec::DenyAll => Arc::new(DenyAll::new()),
@@ -181,9 +210,43 @@ impl PoliciesConfig {
                         _ => InstancePolicy::participants(Arc::clone(store)),
                     })
                 }
+                PolicySpec::Shadow { .. } | PolicySpec::Cached { .. } => continue,
             };
             built.named.insert(name.clone(), policy);
         }
+        let mut wrapped = Vec::new();
+        for (name, spec) in wrappers {
+            let (PolicySpec::Shadow { policy: target } | PolicySpec::Cached { policy: target, .. }) =
+                spec
+            else {
+                continue;
+            };
+            let inner = built.named.get(target).cloned().ok_or_else(|| {
+                format!(
+                    "policy `{name}` wraps `{target}`, which is not a plain policy defined here"
+                )
+            })?;
+            let policy: SharedPolicy = match spec {
+                PolicySpec::Cached {
+                    ttl_seconds,
+                    capacity,
+                    ..
+                } => {
+                    let mut cached =
+                        CachedPolicy::new(inner, *capacity, Duration::from_secs(*ttl_seconds));
+                    for rules in &built.rules {
+                        cached = cached.invalidated_by_rules(rules);
+                    }
+                    if let Some(store) = store {
+                        cached = cached.invalidated_by_store(Arc::clone(store));
+                    }
+                    Arc::new(cached)
+                }
+                _ => Arc::new(Shadow::new(inner)),
+            };
+            wrapped.push((name.clone(), policy));
+        }
+        built.named.extend(wrapped);
         let mut by_kind: HashMap<OperationKind, Vec<String>> = HashMap::new();
         let mut default = None;
         for (key, names) in &self.authorize {

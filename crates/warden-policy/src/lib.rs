@@ -10,6 +10,7 @@
 //!
 //! Every decision names what decided: the policy, or the rule's id.
 
+pub mod cache;
 pub mod config;
 pub mod instances;
 pub mod privileges;

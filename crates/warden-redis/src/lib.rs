@@ -14,7 +14,13 @@
 //! # Ok(()) }
 //! ```
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use redis::{AsyncCommands, aio::ConnectionManager};
 use warden_core::{
@@ -31,6 +37,8 @@ pub struct RedisInstanceStore {
     connection: ConnectionManager,
     prefix: Arc<str>,
     timeout: Duration,
+    /// Writes through this handle (other replicas' writes are bounded by cache TTLs).
+    version: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RedisInstanceStore {
@@ -75,6 +83,7 @@ impl RedisInstanceStore {
             connection,
             prefix: prefix.into(),
             timeout,
+            version: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -94,11 +103,14 @@ impl RedisInstanceStore {
         F: FnOnce(ConnectionManager) -> redis::RedisFuture<'static, ()> + Send + 'static,
     {
         let (connection, timeout) = (self.connection.clone(), self.timeout);
+        let version = Arc::clone(&self.version);
         Box::pin(async move {
-            tokio::time::timeout(timeout, command(connection))
+            let result = tokio::time::timeout(timeout, command(connection))
                 .await
                 .map_err(|_| unavailable(format!("no answer within {timeout:?}")))?
-                .map_err(unavailable)
+                .map_err(unavailable);
+            version.fetch_add(1, Ordering::AcqRel);
+            result
         })
     }
 }
@@ -161,5 +173,9 @@ impl InstanceStore for RedisInstanceStore {
                 Ok(())
             })
         })
+    }
+
+    fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 }

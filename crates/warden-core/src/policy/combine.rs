@@ -150,6 +150,64 @@ combinator!(
     Mode::FirstApplicable
 );
 
+/// Shadow (dry-run) mode for one policy: it is evaluated, and what it would have decided is
+/// reported, but the call goes through.
+///
+/// The answer is always an allow whose decider is `shadow/<the policy's decider>` and whose
+/// reason says what the policy would have done (`shadowed: would deny: …`), so the audit event
+/// shows it was shadowed. Errors are reported the same way (`shadowed: would fail: …`). Inside
+/// an [`AllOf`] the other policies still decide.
+#[derive(Clone)]
+pub struct Shadow {
+    inner: SharedPolicy,
+}
+
+impl Shadow {
+    /// Shadows `policy`.
+    pub fn new(policy: impl Policy) -> Self {
+        Self {
+            inner: Arc::new(policy),
+        }
+    }
+
+    fn report(result: Result<Decision, PolicyError>) -> Decision {
+        match result {
+            Ok(decision) => {
+                let would = match decision.effect() {
+                    Effect::Allow => "allow",
+                    Effect::Deny => "deny",
+                    Effect::NotApplicable => "not apply",
+                };
+                let reason = match decision.reason() {
+                    Some(reason) => format!("shadowed: would {would}: {reason}"),
+                    None => format!("shadowed: would {would}"),
+                };
+                Decision::allow(format!("shadow/{}", decision.decider())).with_reason(reason)
+            }
+            Err(error) => {
+                Decision::allow("shadow").with_reason(format!("shadowed: would fail: {error}"))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Shadow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shadow").finish_non_exhaustive()
+    }
+}
+
+impl Policy for Shadow {
+    fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
+        match self.inner.evaluate(request) {
+            Answer::Ready(result) => Answer::Ready(Ok(Self::report(result))),
+            Answer::Pending(pending) => {
+                Answer::pending(async move { Ok(Self::report(pending.await)) })
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +324,24 @@ mod tests {
         let policy = AnyOf::new("any", vec![failing.shared(), AllowAll::new().shared()]);
         let error = decide(&policy).await.unwrap_err();
         assert_eq!(error.message(), "backend said no");
+    }
+
+    #[test]
+    fn a_shadowed_policy_reports_what_it_would_do_and_lets_the_call_through() {
+        let request = AuthzRequest::new(
+            crate::Claims::anonymous(),
+            crate::Operation::new(crate::OperationKind::Read, "s", "m"),
+        );
+        let shadowed = Shadow::new(DenyAll::new());
+        let decision = shadowed.evaluate(&request).now().unwrap().unwrap();
+        assert_eq!(decision.effect(), Effect::Allow);
+        assert_eq!(decision.decider(), "shadow/deny-all");
+        assert!(
+            decision
+                .reason()
+                .unwrap()
+                .starts_with("shadowed: would deny"),
+            "{decision:?}"
+        );
     }
 }

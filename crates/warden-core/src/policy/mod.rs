@@ -26,7 +26,7 @@ mod service;
 use std::sync::Arc;
 
 pub use basic::{AllowAll, DenyAll};
-pub use combine::{AllOf, AnyOf, FirstApplicable};
+pub use combine::{AllOf, AnyOf, FirstApplicable, Shadow};
 pub use error::{PolicyError, PolicyErrorKind};
 pub use func::{AsyncPolicyFn, PolicyFn, async_policy_fn, policy_fn};
 pub use service::ServicePolicy;
