@@ -17,19 +17,32 @@ use warden_policy::{
 
 const KINDS: [&str; 4] = ["signal", "query", "update", "read"];
 
-/// 1,000 rules. With `spread`, they are spread over four kinds and 250 namespaces, as a real
-/// file would be. Without it every rule is a signal rule with a namespace *prefix*, so no
-/// index prunes any, and the one that matches is the last: every rule is checked.
-fn thousand_rules(spread: bool) -> String {
+/// How the 1,000 rules relate to the call.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Spread over four kinds and 250 exact namespaces, as a real file would be.
+    Spread,
+    /// All of the call's kind, namespace *prefixes* (`ns-N*`): no index prunes them, the
+    /// first-byte prefilter does.
+    Prefixes,
+    /// All of the call's kind, prefixes starting like the call's namespace (`o-N*` against
+    /// `orders`): every rule gets the full check.
+    Unprunable,
+}
+
+/// 1,000 rules of `shape`; the one the call matches comes last.
+fn thousand_rules(shape: Shape) -> String {
     let mut out = String::new();
     for i in 0..1000 {
-        let kind = if spread { KINDS[i % 4] } else { "signal" };
-        let star = if spread { "" } else { "*" };
+        let (kind, namespace) = match shape {
+            Shape::Spread => (KINDS[i % 4], format!("ns-{}", i % 250)),
+            Shape::Prefixes => ("signal", format!("ns-{}*", i % 250)),
+            Shape::Unprunable => ("signal", format!("o-{}*", i % 250)),
+        };
         let effect = if i % 10 == 9 { "deny" } else { "allow" };
         writeln!(
             out,
-            "[[rule]]\nid = \"r{i}\"\neffect = \"{effect}\"\nkinds = [\"{kind}\"]\nnamespaces = [\"ns-{}{star}\"]\nnames = [\"sig-{}\"]\nargs = [{{ pointer = \"/amount\", le = {} }}]\nsubject = {{ roles = [\"writer\"] }}\n",
-            i % 250,
+            "[[rule]]\nid = \"r{i}\"\neffect = \"{effect}\"\nkinds = [\"{kind}\"]\nnamespaces = [\"{namespace}\"]\nnames = [\"sig-{}\"]\nargs = [{{ pointer = \"/amount\", le = {} }}]\nsubject = {{ roles = [\"writer\"] }}\n",
             i % 7,
             i * 10
         )
@@ -84,11 +97,15 @@ fn main() {
             Requirement::method(WORKFLOW_SERVICE, "TerminateWorkflowExecution"),
             ["orders.admin"],
         );
-    let worst =
-        RulesPolicy::new(RuleSet::parse(Path::new("bench"), &thousand_rules(false)).unwrap());
-    let spread =
-        RulesPolicy::new(RuleSet::parse(Path::new("bench"), &thousand_rules(true)).unwrap());
-    let policies: [(&str, &dyn Policy); 4] = [
+    let rules = |shape| {
+        RulesPolicy::new(RuleSet::parse(Path::new("bench"), &thousand_rules(shape)).unwrap())
+    };
+    let (spread, prefixes, unprunable) = (
+        rules(Shape::Spread),
+        rules(Shape::Prefixes),
+        rules(Shape::Unprunable),
+    );
+    let policies: [(&str, &dyn Policy); 5] = [
         ("role policy (Temporal table)", &roles),
         ("privilege policy (3 requirements)", &privileges),
         (
@@ -96,8 +113,12 @@ fn main() {
             &spread,
         ),
         (
-            "rules, 1,000 unindexable rules (namespace prefixes) all of the call's kind, match last",
-            &worst,
+            "rules, 1,000 rules of the call's kind with namespace prefixes (`ns-N*`)",
+            &prefixes,
+        ),
+        (
+            "rules, 1,000 rules of the call's kind whose prefixes start like its namespace (`o-N*`): every rule passes the prefilter and gets the full check",
+            &unprunable,
         ),
     ];
     for (name, policy) in policies {

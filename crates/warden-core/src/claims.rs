@@ -32,6 +32,7 @@ impl Roles {
     ];
 
     /// The raw bits, Temporal's number for the role set.
+    #[inline]
     pub const fn bits(self) -> u8 {
         self.0
     }
@@ -42,6 +43,7 @@ impl Roles {
     }
 
     /// Whether every role of `other` is in `self`.
+    #[inline]
     pub const fn contains(self, other: Self) -> bool {
         self.0 & other.0 == other.0
     }
@@ -53,6 +55,7 @@ impl Roles {
 
     /// The union of two role sets.
     #[must_use]
+    #[inline]
     pub const fn union(self, other: Self) -> Self {
         Self(self.0 | other.0)
     }
@@ -183,12 +186,14 @@ impl Claims {
     }
 
     /// Whether the caller is anonymous.
+    #[inline]
     pub fn is_anonymous(&self) -> bool {
         self.subject.is_none()
     }
 
     /// The caller's effective role for `namespace`: the system role OR'd with the namespace's
     /// role, as Temporal's default authorizer computes it. With no namespace, the system role.
+    #[inline]
     pub fn role_in(&self, namespace: Option<&str>) -> Roles {
         let namespaced = namespace
             .and_then(|ns| self.namespaces.get(ns))

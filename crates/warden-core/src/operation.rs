@@ -100,22 +100,26 @@ impl KindSet {
     pub const ALL: Self = Self((1 << OperationKind::ALL.len()) - 1);
 
     /// A set holding one kind.
+    #[inline]
     pub const fn one(kind: OperationKind) -> Self {
         Self(1 << kind as u16)
     }
 
     /// This set with `kind` added.
     #[must_use]
+    #[inline]
     pub const fn with(self, kind: OperationKind) -> Self {
         Self(self.0 | 1 << kind as u16)
     }
 
     /// Whether `kind` is in the set.
+    #[inline]
     pub const fn contains(self, kind: OperationKind) -> bool {
         self.0 & (1 << kind as u16) != 0
     }
 
     /// Whether the set is empty.
+    #[inline]
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
@@ -194,11 +198,13 @@ impl Operation {
     }
 
     /// Whether the operation is of `kind`, as its main kind or as one it also performs.
+    #[inline]
     pub fn is(&self, kind: OperationKind) -> bool {
         self.kind == kind || self.also.contains(kind)
     }
 
     /// Whether the operation is of any kind in `kinds`.
+    #[inline]
     pub fn is_any(&self, kinds: KindSet) -> bool {
         kinds.contains(self.kind) || kinds.0 & self.also.0 != 0
     }

@@ -96,6 +96,86 @@ impl Patterns {
     }
 }
 
+/// A first test per rule, kept apart from the rules so a scan over many stays in cache: the
+/// rule's kinds, and for its namespace, name and method patterns the set of first bytes
+/// (mod 64) a matching value can start with — all ones where any value could match.
+#[derive(Clone, Copy, Debug)]
+struct Prefilter {
+    /// Bit `k` for each kind `k` the rule covers.
+    kinds: u16,
+    namespace: u64,
+    name: u64,
+    method: u64,
+}
+
+fn first_bytes(patterns: &Patterns) -> u64 {
+    if patterns.0.is_empty() {
+        return u64::MAX;
+    }
+    patterns.0.iter().fold(0, |mask, pattern| {
+        mask | match pattern {
+            Pattern::Exact(s) | Pattern::Prefix(s) if !s.is_empty() => 1 << (s.as_bytes()[0] % 64),
+            _ => u64::MAX,
+        }
+    })
+}
+
+/// The bit of a value's first byte; none for a missing or empty value, which no exact or
+/// prefix pattern matches.
+fn first_byte(value: Option<&str>) -> u64 {
+    match value.and_then(|v| v.as_bytes().first()) {
+        Some(byte) => 1 << (byte % 64),
+        None => 0,
+    }
+}
+
+impl Prefilter {
+    fn new(rule: &Rule) -> Self {
+        Self {
+            kinds: kind_bits(|kind| rule.kinds.contains(kind)),
+            namespace: first_bytes(&rule.namespaces),
+            name: first_bytes(&rule.names),
+            method: first_bytes(&rule.methods),
+        }
+    }
+
+    /// `false` only when the rule cannot match; `true` leaves it to the full check.
+    #[inline]
+    fn admits(&self, call: &CallBits) -> bool {
+        let passes = |mask: u64, bit: u64| mask == u64::MAX || mask & bit != 0;
+        self.kinds & call.kinds != 0
+            && passes(self.namespace, call.namespace)
+            && passes(self.name, call.name)
+            && passes(self.method, call.method)
+    }
+}
+
+/// A call, as the prefilter sees it; computed once per decision.
+struct CallBits {
+    kinds: u16,
+    namespace: u64,
+    name: u64,
+    method: u64,
+}
+
+impl CallBits {
+    fn new(op: &Operation) -> Self {
+        Self {
+            kinds: kind_bits(|kind| op.is(kind)),
+            namespace: first_byte(op.namespace.as_deref()),
+            name: first_byte(op.name.as_deref()),
+            method: first_byte(Some(&op.method)),
+        }
+    }
+}
+
+fn kind_bits(has: impl Fn(OperationKind) -> bool) -> u16 {
+    OperationKind::ALL
+        .iter()
+        .filter(|kind| has(**kind))
+        .fold(0, |bits, kind| bits | 1 << (*kind as u16))
+}
+
 #[derive(Clone, Debug)]
 enum Comparison {
     Eq(Value),
@@ -293,19 +373,6 @@ struct KindIndex {
     general: Vec<u32>,
 }
 
-impl KindIndex {
-    /// The candidates for a call in `namespace`, in file order.
-    fn candidates<'a>(&'a self, namespace: Option<&str>) -> impl Iterator<Item = u32> + 'a {
-        let scoped: &[u32] = namespace
-            .and_then(|n| self.by_namespace.get(n))
-            .map_or(&[], Vec::as_slice);
-        Merge {
-            a: self.general.iter().copied().peekable(),
-            b: scoped.iter().copied().peekable(),
-        }
-    }
-}
-
 /// Merges two ascending index lists.
 struct Merge<A: Iterator<Item = u32>, B: Iterator<Item = u32>> {
     a: std::iter::Peekable<A>,
@@ -328,6 +395,7 @@ impl<A: Iterator<Item = u32>, B: Iterator<Item = u32>> Iterator for Merge<A, B> 
 #[derive(Clone, Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    prefilters: Vec<Prefilter>,
     /// Per kind, the rules that can match it: a 1,000-rule file is not scanned whole.
     by_kind: [KindIndex; OperationKind::ALL.len()],
 }
@@ -369,7 +437,12 @@ impl RuleSet {
                 }
             }
         }
-        Self { rules, by_kind }
+        let prefilters = rules.iter().map(Prefilter::new).collect();
+        Self {
+            rules,
+            prefilters,
+            by_kind,
+        }
     }
 
     /// Parses and compiles a rules file's text; `path` names it in errors.
@@ -398,28 +471,63 @@ impl RuleSet {
     /// The decision for `request`.
     pub fn decide(&self, request: &AuthzRequest) -> Decision {
         let op = &request.operation;
-        let mut allowed: Option<&Rule> = None;
-        let candidates: &mut dyn Iterator<Item = &Rule> = if op.also.is_empty() {
-            &mut self.by_kind[op.kind as usize]
-                .candidates(op.namespace.as_deref())
-                .map(|index| &self.rules[index as usize])
+        let bits = CallBits::new(op);
+        let mut allowed = None;
+        let denied = if op.also.is_empty() {
+            let index = &self.by_kind[op.kind as usize];
+            let scoped = op
+                .namespace
+                .as_deref()
+                .and_then(|n| index.by_namespace.get(n))
+                .map_or(&[][..], Vec::as_slice);
+            if scoped.is_empty() {
+                self.scan(request, &bits, index.general.iter().copied(), &mut allowed)
+            } else {
+                let merged = Merge {
+                    a: index.general.iter().copied().peekable(),
+                    b: scoped.iter().copied().peekable(),
+                };
+                self.scan(request, &bits, merged, &mut allowed)
+            }
         } else {
             // Calls of several kinds (signal-with-start) meet every rule of any of them.
-            &mut self.rules.iter()
+            self.scan(request, &bits, 0..self.rules.len() as u32, &mut allowed)
         };
-        for rule in candidates {
+        if let Some(denied) = denied {
+            return denied;
+        }
+        match allowed {
+            Some(index) => Decision::allow(Arc::clone(&self.rules[index as usize].decider)),
+            None => Decision::deny(RULES_POLICY, "no rule allows this call"),
+        }
+    }
+
+    /// Checks `candidates` in order: the first matching deny rule's decision, else `None`
+    /// with the first matching allow rule in `allowed`.
+    fn scan(
+        &self,
+        request: &AuthzRequest,
+        bits: &CallBits,
+        candidates: impl Iterator<Item = u32>,
+        allowed: &mut Option<u32>,
+    ) -> Option<Decision> {
+        for index in candidates {
+            if !self.prefilters[index as usize].admits(bits) {
+                continue;
+            }
+            let rule = &self.rules[index as usize];
             if !rule.matches(request) {
                 continue;
             }
             if rule.deny {
-                return Decision::deny(Arc::clone(&rule.decider), rule.reason.clone());
+                return Some(Decision::deny(
+                    Arc::clone(&rule.decider),
+                    rule.reason.clone(),
+                ));
             }
-            allowed.get_or_insert(rule);
+            allowed.get_or_insert(index);
         }
-        match allowed {
-            Some(rule) => Decision::allow(Arc::clone(&rule.decider)),
-            None => Decision::deny(RULES_POLICY, "no rule allows this call"),
-        }
+        None
     }
 }
 
