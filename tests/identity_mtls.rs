@@ -15,19 +15,24 @@ use tonic::{
         Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig,
     },
 };
-use warden_core::ClaimMapper;
+use warden_core::{
+    AuthzRequest, ClaimMapper, Decision, Policy,
+    policy::{AllOf, policy_fn},
+};
 use warden_example::{
     CallLog, ExampleService,
     issuer::{IssuedCert, Name, TestCa},
+    operation_map,
     pb::workflow_service_client::WorkflowServiceClient,
-    policies::demo_layer_authenticated,
+    policies::writers,
 };
 use warden_identity::{
     FirstOf,
     api_key::{ApiKeyConfig, ApiKeyEntry, ApiKeyMapper, hash_key},
-    mtls::{MtlsConfig, MtlsIdentity, MtlsMapper, tonic_peer_certificates},
+    mtls::{MtlsConfig, MtlsIdentity, MtlsMapper},
+    tonic::{peer_addr, peer_certificates},
 };
-use warden_tower::AuthenticateLayer;
+use warden_tower::{AuthenticateLayer, Warden};
 
 struct Pki {
     /// Issues the server's certificate and the certificates Warden trusts.
@@ -84,11 +89,28 @@ async fn serve_tls(pki: &Pki, mapper: impl ClaimMapper, optional: bool) -> (Sock
         .client_auth_optional(optional);
     let authenticate = AuthenticateLayer::new(mapper)
         .api_key_header("x-api-key")
-        .peer_certificates_from(tonic_peer_certificates);
+        .peer_certificates_from(peer_certificates);
+    // Starting needs the writer role *and* a loopback peer address, read from tonic's TLS
+    // connection info: a missing address would deny every start.
+    let loopback = policy_fn("loopback", |request: &AuthzRequest| {
+        match request.context.peer_addr {
+            Some(addr) if addr.ip().is_loopback() => Decision::allow("loopback"),
+            _ => Decision::deny("loopback", "no loopback peer address"),
+        }
+    });
+    let warden = Warden::builder(operation_map())
+        .peer_addr_from(peer_addr)
+        .authenticate_with(authenticate)
+        .execute(AllOf::new(
+            "writers-on-loopback",
+            vec![writers().shared(), loopback.shared()],
+        ))
+        .build()
+        .unwrap();
     let router = Server::builder()
         .tls_config(tls)
         .unwrap()
-        .layer(demo_layer_authenticated(authenticate))
+        .layer(warden)
         .add_service(service.into_server());
     tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
     (addr, log)

@@ -34,6 +34,8 @@ mod grant;
 pub mod jwt;
 #[cfg(feature = "mtls")]
 pub mod mtls;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 
 use std::sync::Arc;
 

@@ -8,7 +8,8 @@
 //! With `trust_anchors`, the mapper verifies every chain against its own CAs, on top of the
 //! TLS handshake: a server whose TLS layer trusts a wider set (an organisation CA, optional
 //! client auth) still admits only certificates these anchors issued. Verified certificates are
-//! cached until they expire.
+//! cached until they expire. On a tonic server, read the chain with
+//! [`tonic::peer_certificates`](crate::tonic::peer_certificates) (feature `tonic`).
 //!
 //! ```toml
 //! trust_anchors = "workers-ca.pem"
@@ -263,16 +264,4 @@ impl ClaimMapper for MtlsMapper {
             None => Err(AuthError::Missing),
         })
     }
-}
-
-/// Reads the peer's certificates from tonic's `TlsConnectInfo`, for
-/// [`AuthenticateLayer::peer_certificates_from`](https://docs.rs/warden-tower) on a tonic
-/// server with TLS.
-#[cfg(feature = "tonic")]
-pub fn tonic_peer_certificates(extensions: &http::Extensions) -> Option<Arc<[Vec<u8>]>> {
-    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-    let certs = extensions
-        .get::<TlsConnectInfo<TcpConnectInfo>>()?
-        .peer_certs()?;
-    Some(certs.iter().map(|c| c.as_ref().to_vec()).collect())
 }

@@ -1,0 +1,35 @@
+//! Where tonic's server puts the connection's details, for Warden's layers.
+//!
+//! tonic inserts `TcpConnectInfo` (plain TCP) or `TlsConnectInfo<TcpConnectInfo>` (TLS) into
+//! every request's extensions; Warden's layers look for their own extension types, so tell
+//! them where to look:
+//!
+//! ```no_run
+//! use warden_identity::tonic::{peer_addr, peer_certificates};
+//! use warden_tower::{AuthenticateLayer, Warden};
+//! # fn layer(map: warden_tower::map::OperationMap, mapper: warden_identity::FirstOf) {
+//! let warden = Warden::builder(map)
+//!     .peer_addr_from(peer_addr)
+//!     .authenticate_with(AuthenticateLayer::new(mapper).peer_certificates_from(peer_certificates));
+//! # let _ = warden; }
+//! ```
+
+use std::{net::SocketAddr, sync::Arc};
+
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+
+/// The peer's address, over plain TCP or TLS.
+pub fn peer_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
+    if let Some(tls) = extensions.get::<TlsConnectInfo<TcpConnectInfo>>() {
+        return tls.get_ref().remote_addr();
+    }
+    extensions.get::<TcpConnectInfo>()?.remote_addr()
+}
+
+/// The TLS peer's certificate chain (leaf first, DER).
+pub fn peer_certificates(extensions: &http::Extensions) -> Option<Arc<[Vec<u8>]>> {
+    let certs = extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?
+        .peer_certs()?;
+    Some(certs.iter().map(|c| c.as_ref().to_vec()).collect())
+}
