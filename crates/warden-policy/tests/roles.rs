@@ -148,3 +148,27 @@ fn config_entries_extend_the_table() {
             .contains("package.Service/Method")
     );
 }
+
+#[test]
+fn the_temporal_table_covers_the_current_frontend_methods() {
+    let table = MethodTable::temporal();
+    let access = |method: &str| table.lookup(WORKFLOW_SERVICE, method).unwrap().unwrap();
+    assert_eq!(access("ExecuteMultiOperation").access, Access::Write);
+    assert_eq!(access("PollActivityExecution").access, Access::ReadOnly);
+    assert_eq!(
+        access("ValidateWorkerDeploymentVersionComputeConfig").access,
+        Access::ReadOnly
+    );
+    assert_eq!(access("SetWorkerDeploymentManager").access, Access::Write);
+    assert_eq!(access("ListNamespaces").scope, Scope::Cluster);
+    let nexus = table
+        .lookup(OPERATOR_SERVICE, "CreateNexusEndpoint")
+        .unwrap()
+        .unwrap();
+    assert_eq!((nexus.scope, nexus.access), (Scope::Cluster, Access::Admin));
+    // A method the table does not know is denied, not guessed at.
+    assert_eq!(
+        table.lookup(WORKFLOW_SERVICE, "PollWorkflowExecutionTimeSkipping"),
+        Some(None)
+    );
+}
