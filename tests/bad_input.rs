@@ -281,3 +281,66 @@ async fn a_client_stream_message_over_the_limit_is_refused_mid_stream() {
         ["StartWorkflow by alice", "SignalWorkflowBatch by alice"]
     );
 }
+
+/// Opens a call whose body sends `prefix` and then nothing, and returns the response.
+async fn stalled_call(prefix: &'static [u8]) -> (RawResponse, warden_example::CallLog) {
+    use std::{convert::Infallible, time::Duration};
+
+    use http_body::Frame;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    use warden_example::{operation_map, policies};
+
+    let warden = warden_tower::Warden::builder(operation_map())
+        .authenticate(policies::identities())
+        .signal(policies::writers())
+        .first_message_timeout(Some(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    let (addr, log) = serve(warden).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(1);
+    if !prefix.is_empty() {
+        tx.send(Ok(Frame::data(Bytes::from_static(prefix))))
+            .await
+            .unwrap();
+    }
+    let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let request = http::Request::post(format!("http://{addr}{}", path("SignalWorkflow")))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", "Bearer alice-token")
+        .body(body)
+        .unwrap();
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let response = client.request(request).await.expect("a response");
+    let (parts, body) = response.into_parts();
+    let collected = body.collect().await.expect("the response body");
+    let mut headers = parts.headers;
+    if let Some(trailers) = collected.trailers() {
+        headers.extend(trailers.clone());
+    }
+    // The sender is still open: the client never finished its message.
+    drop(tx);
+    let response = RawResponse {
+        status: parts.status,
+        headers,
+        body: collected.to_bytes(),
+    };
+    (response, log)
+}
+
+#[tokio::test]
+async fn a_call_that_never_sends_its_message_is_refused_deadline_exceeded() {
+    const DEADLINE_EXCEEDED: i32 = 4;
+    for prefix in [&b""[..], &b"\0\0\0"[..], &b"\0\0\0\0\x10abc"[..]] {
+        let (response, log) = stalled_call(prefix).await;
+        assert_grpc(
+            &response,
+            DEADLINE_EXCEEDED,
+            "the first message did not arrive within 200ms",
+        );
+        assert!(log.is_empty(), "a handler ran: {:?}", log.calls());
+    }
+}

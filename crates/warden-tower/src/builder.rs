@@ -85,6 +85,13 @@ impl WardenBuilder {
         self
     }
 
+    /// How long a call may take to deliver its first message (default 30 s); see
+    /// [`ClassifyLayer::first_message_timeout`].
+    pub fn first_message_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.classify = self.classify.first_message_timeout(timeout);
+        self
+    }
+
     /// The largest request message Warden reads (default 4 MiB).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.classify = self.classify.max_message_size(bytes);

@@ -35,6 +35,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 
 pub use body::ClassifiedBody;
@@ -79,9 +80,13 @@ struct Config {
     grpc: OperationMap,
     http: Option<HttpOperationMap>,
     max_message_size: usize,
+    first_message_timeout: Option<Duration>,
     responder: SharedResponder,
     peer_addr: PeerAddrFn,
 }
+
+/// How long Warden waits for a call's first message (or an HTTP body) by default.
+pub const DEFAULT_FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Classifies each call; see the [module docs](self).
 #[derive(Clone)]
@@ -109,6 +114,7 @@ impl ClassifyLayer {
                 grpc: map,
                 http: None,
                 max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+                first_message_timeout: Some(DEFAULT_FIRST_MESSAGE_TIMEOUT),
                 responder: Arc::new(DefaultResponder),
                 peer_addr: default_peer_addr,
             }),
@@ -125,6 +131,7 @@ impl ClassifyLayer {
                     grpc: old.grpc.clone(),
                     http: old.http.clone(),
                     max_message_size: old.max_message_size,
+                    first_message_timeout: old.first_message_timeout,
                     responder: Arc::clone(&old.responder),
                     peer_addr: old.peer_addr,
                 };
@@ -144,6 +151,15 @@ impl ClassifyLayer {
     /// The largest request message, compressed or not, Warden reads (default 4 MiB).
     pub fn max_message_size(self, bytes: usize) -> Self {
         self.edit(|c| c.max_message_size = bytes)
+    }
+
+    /// How long a call may take to deliver its whole first message (HTTP routes: their whole
+    /// JSON body) before it is refused `DEADLINE_EXCEEDED` (default 30 s; `None` waits
+    /// forever). A client that opens calls and sends nothing cannot hold them open. The
+    /// timer starts only when the message is not already there, so calls whose message came
+    /// with their headers pay nothing; outside a Tokio runtime there is no timer.
+    pub fn first_message_timeout(self, timeout: Option<Duration>) -> Self {
+        self.edit(|c| c.first_message_timeout = timeout)
     }
 
     /// How every Warden layer below answers refusals (default [`DefaultResponder`]).
@@ -353,6 +369,7 @@ where
             trailers: None,
             target,
             config: Arc::clone(&self.config),
+            deadline: None,
         })
     }
 }
@@ -399,6 +416,8 @@ struct Reading<S, B> {
     trailers: Option<HeaderMap>,
     target: Target,
     config: Arc<Config>,
+    /// Started the first time the body is not ready.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// What reading produced.
@@ -425,7 +444,7 @@ where
         loop {
             let mut done = false;
             match Pin::new(&mut self.body).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => return self.wait(cx, protocol),
                 Poll::Ready(None) => done = true,
                 Poll::Ready(Some(Err(error))) => {
                     let error: BoxError = error.into();
@@ -504,6 +523,35 @@ where
         // Whatever follows the first message (rare in one DATA frame) is replayed after it.
         self.buf.extend_from_slice(&data[header.frame_len()..]);
         Some(self.decode_first(header, data.slice(..header.frame_len()), false))
+    }
+
+    /// The body is not ready: start (or check) the first-message deadline.
+    fn wait(&mut self, cx: &mut Context<'_>, protocol: Protocol) -> Poll<Read> {
+        let Some(timeout) = self.config.first_message_timeout else {
+            return Poll::Pending;
+        };
+        if self.deadline.is_none() {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Poll::Pending;
+            }
+            self.deadline = Some(Box::pin(tokio::time::sleep(timeout)));
+        }
+        match self.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => {
+                let what = match protocol {
+                    Protocol::Grpc => "the first message",
+                    _ => "the request body",
+                };
+                Poll::Ready(Read::Refuse(
+                    Rejection::new(
+                        Code::DeadlineExceeded,
+                        format!("{what} did not arrive within {timeout:?}"),
+                    ),
+                    protocol,
+                ))
+            }
+            _ => Poll::Pending,
+        }
     }
 
     fn first_message(&mut self, header: FrameHeader, done: bool) -> Read {
@@ -605,6 +653,7 @@ where
             trailers,
             target,
             config,
+            deadline: _,
         } = self;
         let (protocol, inspect) = match target {
             Target::FirstMessage { spec, encoding } => (
