@@ -28,6 +28,16 @@ impl Args {
         }
     }
 
+    /// Arguments that are present but cannot be read (an encoding Warden does not decode):
+    /// [`get`](Args::get) answers `None` while [`is_present`](Args::is_present) is true, so
+    /// rules fail closed on them.
+    pub fn opaque() -> Self {
+        Self {
+            raw: Some(Vec::new()),
+            parsed: OnceLock::from(None),
+        }
+    }
+
     /// Arguments as JSON bytes, parsed on first use; empty bytes mean none.
     pub fn from_json_bytes(bytes: Vec<u8>) -> Self {
         if bytes.is_empty() {

@@ -148,8 +148,8 @@ impl MethodSpec {
         operation
     }
 
-    /// The operation of one request message.
-    pub(crate) fn decode(&self, message: &[u8]) -> Result<Operation, DecodeError> {
+    /// The operation of one (uncompressed) request message, as the classify layer decodes it.
+    pub fn decode(&self, message: &[u8]) -> Result<Operation, DecodeError> {
         let mut operation = self.operation();
         if let Some(extractor) = &self.extractor {
             extractor.extract(message, &mut operation)?;

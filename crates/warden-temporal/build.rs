@@ -1,0 +1,9 @@
+//! Tells the tests where `temporalio-protos` wrote the descriptor set of the protos it compiled,
+//! so they can check every method of the services is classified.
+
+fn main() {
+    if let Ok(path) = std::env::var("DEP_TEMPORALIO_PROTOS_DESCRIPTOR_PATH") {
+        println!("cargo:rustc-env=TEMPORAL_DESCRIPTOR_SET_PATH={path}");
+    }
+    println!("cargo:rerun-if-env-changed=DEP_TEMPORALIO_PROTOS_DESCRIPTOR_PATH");
+}
