@@ -25,6 +25,9 @@ pub use warden_policy as policy;
 /// The Redis instance store.
 #[cfg(feature = "redis")]
 pub use warden_redis as redis;
+/// The Temporal preset: every WorkflowService and OperatorService method classified.
+#[cfg(feature = "temporal")]
+pub use warden_temporal as temporal;
 pub use warden_tower as tower;
 
 /// The README's examples, compiled as doc tests so the README never lies.

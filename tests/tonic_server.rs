@@ -563,3 +563,66 @@ async fn a_custom_responder_shapes_every_refusal() {
     assert_eq!(denied.metadata().get("x-refused-by").unwrap(), "warden");
     assert!(log.is_empty());
 }
+
+#[tokio::test]
+async fn the_temporal_responder_denies_with_a_permission_denied_failure_a_tonic_client_can_read() {
+    use prost::Message;
+    use warden::temporal::{TemporalResponder, UNAUTHORIZED};
+
+    let warden = warden_tower::Warden::builder(warden_example::operation_map())
+        .authenticate(warden_example::policies::identities())
+        .signal(warden_example::policies::writers())
+        .responder(TemporalResponder)
+        .build()
+        .unwrap();
+    let (addr, log) = serve(warden).await;
+    let status = client(addr)
+        .await
+        .signal_workflow(as_user("bob-token", signal("orders", "o-1", "approve")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(status.message(), UNAUTHORIZED);
+    let details = google_status::Status::decode(status.details()).unwrap();
+    assert_eq!(
+        details.details[0].type_url,
+        "type.googleapis.com/temporal.api.errordetails.v1.PermissionDeniedFailure"
+    );
+    let reason = google_status::reason(&details.details[0].value);
+    assert!(reason.contains("needs the writer role"), "{reason}");
+    assert!(log.is_empty());
+}
+
+/// `google.rpc.Status` and `PermissionDeniedFailure`, decoded as a client that knows only
+/// their wire shape would.
+mod google_status {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Status {
+        #[prost(int32, tag = "1")]
+        pub(crate) code: i32,
+        #[prost(string, tag = "2")]
+        pub(crate) message: String,
+        #[prost(message, repeated, tag = "3")]
+        pub(crate) details: Vec<Any>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Any {
+        #[prost(string, tag = "1")]
+        pub(crate) type_url: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub(crate) value: Vec<u8>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct PermissionDeniedFailure {
+        #[prost(string, tag = "1")]
+        reason: String,
+    }
+
+    pub(crate) fn reason(bytes: &[u8]) -> String {
+        <PermissionDeniedFailure as prost::Message>::decode(bytes)
+            .unwrap()
+            .reason
+    }
+}

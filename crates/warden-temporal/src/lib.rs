@@ -23,9 +23,15 @@
 //! payloads in any other encoding carry opaque arguments, which no allow-rule predicate
 //! accepts.
 //!
+//! [`TemporalResponder`] answers denials as Temporal's frontend does (`Request unauthorized.`
+//! with a `PermissionDeniedFailure` detail), so SDKs and the CLI report a permission error.
+//!
 //! Each method's scope and access (namespace or cluster; read-only, write or admin) come from
 //! `warden_policy::roles::MethodTable::temporal()`, as Temporal's own frontend defines them.
 
+mod responder;
+
+pub use responder::{TemporalResponder, UNAUTHORIZED};
 use temporalio_protos::temporal::api::{
     common::v1::{Payload, Payloads, WorkflowExecution},
     operatorservice::v1 as op_svc,
