@@ -103,11 +103,7 @@ pub(crate) struct InstanceState {
 }
 
 fn roles(spec: &str) -> Result<Roles, String> {
-    spec.split('|').try_fold(Roles::NONE, |all, name| {
-        Roles::parse_one(name)
-            .map(|r| all | r)
-            .ok_or_else(|| format!("unknown role `{name}` (worker, reader, writer, admin)"))
-    })
+    Roles::parse(spec).map_err(|e| e.to_string())
 }
 
 fn kind(name: &str) -> Result<OperationKind, String> {
@@ -279,7 +275,7 @@ impl Outcome {
     pub(crate) fn json(&self) -> Value {
         let one = |d: &Decision| {
             serde_json::json!({
-                "effect": match d.effect() { Effect::Allow => "allow", Effect::Deny => "deny", Effect::NotApplicable => "not_applicable" },
+                "effect": d.effect().as_str(),
                 "decider": d.decider(),
                 "reason": d.reason(),
             })

@@ -75,7 +75,22 @@ impl Roles {
         .into_iter()
         .find_map(|(n, role)| n.eq_ignore_ascii_case(name).then_some(role))
     }
+
+    /// Parses a role set written in config: names as [`parse_one`](Self::parse_one) reads
+    /// them, joined by `|` (`"reader|worker"`). An unknown name is an error, never skipped.
+    pub fn parse(spec: &str) -> Result<Self, UnknownRole> {
+        spec.split('|').try_fold(Self::NONE, |all, name| {
+            Self::parse_one(name)
+                .map(|role| all | role)
+                .ok_or_else(|| UnknownRole(name.trim().to_owned()))
+        })
+    }
 }
+
+/// A role name [`Roles::parse`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role `{0}` (expected worker, reader, writer or admin, joined by `|`)")]
+pub struct UnknownRole(pub String);
 
 impl BitOr for Roles {
     type Output = Self;

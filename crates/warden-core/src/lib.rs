@@ -40,7 +40,7 @@ mod request;
 
 pub use answer::{Answer, AnswerFuture, BoxFuture};
 pub use args::Args;
-pub use claims::{Claims, Roles};
+pub use claims::{Claims, Roles, UnknownRole};
 pub use decision::{Decision, Effect, Obligation};
 pub use identity::{AuthError, AuthInfo, ClaimMapper, Secret};
 pub use operation::{KindSet, Operation, OperationKind, ParseKindError};

@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-use warden_core::{Claims, Roles};
+use warden_core::{Claims, Roles, UnknownRole};
 
 /// A role name a grant does not know.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown role `{0}` (expected worker, reader, writer or admin, joined by `|`)")]
-pub struct GrantError(String);
+#[error(transparent)]
+pub struct GrantError(#[from] UnknownRole);
 
 /// Roles, privileges, groups and attributes given to one configured identity.
 ///
@@ -27,20 +27,14 @@ pub struct Grant {
     pub attributes: Map<String, Value>,
 }
 
-fn roles(spec: &str) -> Result<Roles, GrantError> {
-    spec.split('|')
-        .map(|name| Roles::parse_one(name).ok_or_else(|| GrantError(name.trim().to_owned())))
-        .try_fold(Roles::NONE, |all, role| Ok(all | role?))
-}
-
 impl Grant {
     /// `base` with this grant added.
     pub fn claims(&self, mut base: Claims) -> Result<Claims, GrantError> {
         if let Some(system) = &self.system {
-            base.system |= roles(system)?;
+            base.system |= Roles::parse(system)?;
         }
         for (namespace, spec) in &self.namespaces {
-            *base.namespaces.entry(namespace.clone()).or_default() |= roles(spec)?;
+            *base.namespaces.entry(namespace.clone()).or_default() |= Roles::parse(spec)?;
         }
         base.privileges.extend(self.privileges.iter().cloned());
         base.groups.extend(self.groups.iter().cloned());
