@@ -262,10 +262,19 @@ impl JwtConfig {
             required.push("aud");
         }
         validation.set_required_spec_claims(&required);
+        // One validation per allowed algorithm, made once: each token is checked against
+        // exactly its own `alg`.
+        let validations = algorithms
+            .into_iter()
+            .map(|alg| {
+                let mut validation = validation.clone();
+                validation.algorithms = vec![alg];
+                (alg, validation)
+            })
+            .collect();
         Ok(JwtMapper {
             inner: Arc::new(Inner {
-                algorithms,
-                validation,
+                validations,
                 keys,
                 #[cfg(feature = "jwks")]
                 sets,
@@ -334,8 +343,8 @@ pub struct JwtMapper {
 }
 
 struct Inner {
-    algorithms: Vec<Algorithm>,
-    validation: Validation,
+    /// The allowed algorithms, each with its validation.
+    validations: Vec<(Algorithm, Validation)>,
     keys: KeySet,
     #[cfg(feature = "jwks")]
     sets: Vec<Arc<jwks::JwksSource>>,
@@ -347,7 +356,8 @@ struct Inner {
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut s = f.debug_struct("JwtMapper");
-        s.field("algorithms", &self.algorithms)
+        let algorithms: Vec<_> = self.validations.iter().map(|(alg, _)| alg).collect();
+        s.field("algorithms", &algorithms)
             .field("keys", &self.keys.len());
         #[cfg(feature = "jwks")]
         s.field("jwks", &self.sets);
@@ -376,15 +386,14 @@ impl Inner {
     fn verify(&self, token: &str, generation: u64) -> Result<Arc<Claims>, Failure> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| header_failure(token))?;
         let alg = header.alg;
-        if !self.algorithms.contains(&alg) {
+        let Some((_, validation)) = self.validations.iter().find(|(allowed, _)| *allowed == alg)
+        else {
             return Err(Failure::Rejected(AuthError::invalid(format!(
                 "algorithm {alg:?} is not allowed"
             ))));
-        }
+        };
         let key = self.find_key(header.kid.as_deref(), alg)?;
-        let mut validation = self.validation.clone();
-        validation.algorithms = vec![alg];
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &validation)
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, validation)
             .map_err(|e| Failure::Rejected(jwt_error(e.kind())))?;
         let claims = Arc::new(self.rules.apply(&data.claims).map_err(Failure::Rejected)?);
         if let Some(cache) = &self.cache
