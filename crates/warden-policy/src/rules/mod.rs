@@ -339,10 +339,10 @@ impl Rule {
         }
     }
 
+    /// The full check of a rule whose [`Prefilter`] admitted the call (which covers kinds).
     fn matches(&self, request: &AuthzRequest) -> bool {
         let op = &request.operation;
-        op.is_any(self.kinds)
-            && self.services.matches(Some(&op.service))
+        self.services.matches(Some(&op.service))
             && self.methods.matches(Some(&op.method))
             && self.namespaces.matches(op.namespace.as_deref())
             && self.workflow_types.matches(op.workflow_type.as_deref())
