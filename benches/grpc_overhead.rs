@@ -15,6 +15,10 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{median, percentile};
+
 use std::{
     convert::Infallible,
     net::SocketAddr,
@@ -111,15 +115,6 @@ fn signal_message() -> SignalWorkflowRequest {
         input: br#"{"amount":42,"note":"benchmark"}"#.to_vec(),
         identity: "bench".into(),
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 // ---- 1. in process -------------------------------------------------------------------------
@@ -479,10 +474,7 @@ async fn loopback(addrs: [SocketAddr; 4], rounds: usize, calls: usize, window: D
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not, and then a short
-    // smoke run checks the bench still works without taking minutes in a debug build.
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");
+    let (args, quick) = common::args();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -5,24 +5,19 @@
 //! on loopback, as in production; the timed part is `JwtMapper::verify` alone.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::median;
+
 use std::time::Instant;
 
-use warden_example::issuer::{self, AUDIENCE, ISSUER, JwksServer, SigningKey};
-use warden_identity::jwt::{JwtConfig, JwtMapper, KeySource};
+use warden_example::issuer::{self, JwksServer, SigningKey};
+use warden_identity::jwt::{JwtConfig, JwtMapper};
 
 async fn mapper(url: &str, cache_capacity: usize) -> JwtMapper {
     JwtConfig {
-        issuers: vec![ISSUER.into()],
-        audiences: vec![AUDIENCE.into()],
-        keys: vec![KeySource::Jwks {
-            url: url.into(),
-            refresh_seconds: 3600,
-            min_refresh_seconds: 3600,
-            timeout_seconds: 5,
-            ca_file: None,
-        }],
         cache_capacity,
-        ..JwtConfig::default()
+        ..issuer::jwks_config(url, 3600)
     }
     .build()
     .await
@@ -39,14 +34,8 @@ fn time(mapper: &JwtMapper, token: &str, batch: u32) -> f64 {
     started.elapsed().as_nanos() as f64 / f64::from(batch)
 }
 
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");
+    let (_, quick) = common::args();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

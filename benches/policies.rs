@@ -5,6 +5,10 @@
 //! over interleaved rounds of the time per decision in a batch.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::median;
+
 use std::{fmt::Write as _, hint::black_box, path::Path, time::Instant};
 
 use serde_json::json;
@@ -64,14 +68,8 @@ fn time(policy: &dyn Policy, request: &AuthzRequest, batch: u32) -> f64 {
     started.elapsed().as_nanos() as f64 / f64::from(batch)
 }
 
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");
+    let (_, quick) = common::args();
     let writer = Claims::for_subject("alice")
         .with_namespace_role("orders", Roles::WRITER)
         .with_privilege("orders.signal");

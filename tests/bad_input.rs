@@ -287,8 +287,7 @@ async fn stalled_call(prefix: &'static [u8]) -> (RawResponse, warden_example::Ca
     use std::{convert::Infallible, time::Duration};
 
     use http_body::Frame;
-    use http_body_util::{BodyExt, StreamBody};
-    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    use http_body_util::StreamBody;
     use warden_example::{operation_map, policies};
 
     let warden = warden_tower::Warden::builder(operation_map())
@@ -311,23 +310,9 @@ async fn stalled_call(prefix: &'static [u8]) -> (RawResponse, warden_example::Ca
         .header("authorization", "Bearer alice-token")
         .body(body)
         .unwrap();
-    let client = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http();
-    let response = client.request(request).await.expect("a response");
-    let (parts, body) = response.into_parts();
-    let collected = body.collect().await.expect("the response body");
-    let mut headers = parts.headers;
-    if let Some(trailers) = collected.trailers() {
-        headers.extend(trailers.clone());
-    }
-    // The sender is still open: the client never finished its message.
+    let response = raw(request, true).await;
+    // The sender stayed open until now: the client never finished its message.
     drop(tx);
-    let response = RawResponse {
-        status: parts.status,
-        headers,
-        body: collected.to_bytes(),
-    };
     (response, log)
 }
 

@@ -16,25 +16,10 @@ use tonic::{Code, transport::Server};
 use warden_core::AuthError;
 use warden_example::{
     CallLog, ExampleService,
-    issuer::{self, AUDIENCE, ISSUER, JwksServer, SigningKey},
+    issuer::{self, JwksServer, SigningKey, jwks_config},
     policies::demo_layer_with,
 };
 use warden_identity::jwt::{JwtConfig, JwtMapper, KeySource};
-
-fn jwks_config(url: &str, min_refresh_seconds: u64) -> JwtConfig {
-    JwtConfig {
-        issuers: vec![ISSUER.into()],
-        audiences: vec![AUDIENCE.into()],
-        keys: vec![KeySource::Jwks {
-            url: url.into(),
-            refresh_seconds: 3600,
-            min_refresh_seconds,
-            timeout_seconds: 5,
-            ca_file: None,
-        }],
-        ..JwtConfig::default()
-    }
-}
 
 /// The example service behind the demo policies with `mapper`; headers up to 2 MiB reach
 /// Warden, so Warden's own token limit is what a huge token meets.

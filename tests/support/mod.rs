@@ -175,11 +175,16 @@ impl RawResponse {
     }
 }
 
-/// Sends one raw request over HTTP/2 (prior knowledge) or HTTP/1.1.
-pub async fn raw(request: http::Request<Full<Bytes>>, http2: bool) -> RawResponse {
+/// Sends one raw request over HTTP/2 (prior knowledge) or HTTP/1.1, with any body (a
+/// streaming one can stall on purpose).
+pub async fn raw<B>(request: http::Request<B>, http2: bool) -> RawResponse
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
     let client = Client::builder(TokioExecutor::new())
         .http2_only(http2)
-        .build_http::<Full<Bytes>>();
+        .build_http::<B>();
     let response = client.request(request).await.expect("raw request");
     let (parts, body) = response.into_parts();
     let collected = body.collect().await.expect("read response body");

@@ -128,6 +128,25 @@ pub fn claims(subject: &str, permissions: &[&str]) -> Value {
     })
 }
 
+/// A JWT mapper config that trusts [`ISSUER`] for [`AUDIENCE`] with the keys served at the
+/// JWKS `url` (refreshed hourly in the background; forced refreshes at most every
+/// `min_refresh_seconds`).
+pub fn jwks_config(url: &str, min_refresh_seconds: u64) -> warden_identity::jwt::JwtConfig {
+    use warden_identity::jwt::{JwtConfig, KeySource};
+    JwtConfig {
+        issuers: vec![ISSUER.into()],
+        audiences: vec![AUDIENCE.into()],
+        keys: vec![KeySource::Jwks {
+            url: url.into(),
+            refresh_seconds: 3600,
+            min_refresh_seconds,
+            timeout_seconds: 5,
+            ca_file: None,
+        }],
+        ..JwtConfig::default()
+    }
+}
+
 /// The issuer of [`claims`].
 pub const ISSUER: &str = "https://id.warden.test/";
 /// The audience of [`claims`].
