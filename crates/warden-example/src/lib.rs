@@ -32,6 +32,7 @@ pub mod pb {
 pub mod issuer;
 pub mod policies;
 pub mod redis_server;
+pub mod temporal_server;
 
 use pb::{workflow_service_server::WorkflowService, *};
 

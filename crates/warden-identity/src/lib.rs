@@ -63,6 +63,10 @@ pub enum MapperConfig {
 pub struct IdentityConfig {
     /// The mappers, in the order they are tried.
     pub mappers: Vec<MapperConfig>,
+    /// The metadata header that carries API keys (e.g. `x-api-key`), for whoever builds the
+    /// authenticate layer (`warden proxy` does); without it, API-key mappers see no key.
+    #[serde(default)]
+    pub api_key_header: Option<String>,
 }
 
 /// An [`IdentityConfig`] that cannot work.
@@ -85,6 +89,38 @@ pub enum IdentityConfigError {
 }
 
 impl IdentityConfig {
+    /// Makes the relative file paths in this config (key files, CA files, trust anchors)
+    /// relative to `base`, usually the directory of the file the config came from.
+    #[must_use]
+    pub fn rebased(mut self, base: &std::path::Path) -> Self {
+        let rebase = |path: &mut std::path::PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        for mapper in &mut self.mappers {
+            match mapper {
+                MapperConfig::Jwt(config) => {
+                    for key in &mut config.keys {
+                        match key {
+                            jwt::KeySource::Pem { path, .. }
+                            | jwt::KeySource::Jwk { path }
+                            | jwt::KeySource::Secret { path, .. } => rebase(path),
+                            #[cfg(feature = "jwks")]
+                            jwt::KeySource::Jwks { ca_file, .. } => {
+                                ca_file.iter_mut().for_each(rebase);
+                            }
+                        }
+                    }
+                }
+                #[cfg(feature = "mtls")]
+                MapperConfig::Mtls(config) => config.trust_anchors.iter_mut().for_each(rebase),
+                MapperConfig::ApiKey(_) => {}
+            }
+        }
+        self
+    }
+
     /// Builds every mapper (fetching JWKS URLs once, so inside a Tokio runtime) into one
     /// [`FirstOf`].
     pub async fn build(self) -> Result<FirstOf, IdentityConfigError> {

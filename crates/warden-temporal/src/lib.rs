@@ -26,9 +26,14 @@
 //! [`TemporalResponder`] answers denials as Temporal's frontend does (`Request unauthorized.`
 //! with a `PermissionDeniedFailure` detail), so SDKs and the CLI report a permission error.
 //!
+//! With the `client` feature, [`client::Guardrail`] runs the same policies inside a
+//! `temporalio-client` process, so a denied call never leaves it.
+//!
 //! Each method's scope and access (namespace or cluster; read-only, write or admin) come from
 //! `warden_policy::roles::MethodTable::temporal()`, as Temporal's own frontend defines them.
 
+#[cfg(feature = "client")]
+pub mod client;
 mod responder;
 
 pub use responder::{TemporalResponder, UNAUTHORIZED};

@@ -110,7 +110,12 @@ impl AuthenticateLayer {
     ///
     /// When `header` is not a valid header name; names are written in code, so this is a bug.
     pub fn api_key_header(self, header: &'static str) -> Self {
-        self.edit(|c| c.api_key_header = Some(HeaderName::from_static(header)))
+        self.api_key_header_name(HeaderName::from_static(header))
+    }
+
+    /// Reads an API key from `header`, a name known only at run time (e.g. from config).
+    pub fn api_key_header_name(self, header: HeaderName) -> Self {
+        self.edit(|c| c.api_key_header = Some(header))
     }
 
     /// Keeps the metadata entry `header` in [`AuthInfo::metadata`] for the mapper.

@@ -1,0 +1,212 @@
+//! `warden proxy` as a child process in front of the shared Temporal dev server, with a JWKS
+//! endpoint issuing tokens for several roles.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use warden_example::{
+    issuer::{JwksServer, SigningKey, claims},
+    temporal_server::TemporalDevServer,
+};
+
+/// A running `warden proxy`, killed when dropped.
+pub struct ProxyProcess {
+    child: Child,
+    /// `127.0.0.1:PORT` of the proxy.
+    pub address: String,
+    /// `http://127.0.0.1:PORT/metrics`, when the config has `[metrics]`.
+    pub metrics: Option<String>,
+    /// The config's directory (removed with the handle).
+    pub dir: PathBuf,
+    /// Standard error, read by a thread.
+    pub logs: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// A scratch directory under the target dir.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "warden-proxy-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl ProxyProcess {
+    /// Writes `files` (name, contents) into a scratch dir, `proxy.toml` among them, and runs
+    /// `warden proxy -c proxy.toml` until it prints its address.
+    pub fn start(name: &str, files: &[(&str, String)]) -> Self {
+        let dir = scratch(name);
+        for (file, text) in files {
+            std::fs::write(dir.join(file), text).unwrap();
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["proxy", "--config"])
+            .arg(dir.join("proxy.toml"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = std::sync::Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut logs = sink.lock().unwrap();
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut address = None;
+        let mut metrics = None;
+        let mut line = String::new();
+        while stdout.read_line(&mut line).unwrap() > 0 {
+            if let Some(a) = line.trim().strip_prefix("listening on ") {
+                address = Some(a.to_owned());
+            }
+            if let Some(m) = line.trim().strip_prefix("metrics on ") {
+                metrics = Some(m.to_owned());
+            }
+            line.clear();
+            if address.is_some() && (metrics.is_some() || !files[0].1.contains("[metrics]")) {
+                break;
+            }
+        }
+        let Some(address) = address else {
+            let status = child.wait().unwrap();
+            panic!(
+                "warden proxy did not start ({status}):\n{}",
+                logs.lock().unwrap()
+            );
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in stdout.lines() {});
+        Self {
+            child,
+            address,
+            metrics,
+            dir,
+            logs,
+        }
+    }
+
+    /// `http://ADDRESS`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    /// The current Prometheus text.
+    pub async fn metrics(&self) -> String {
+        let url = self.metrics.as_ref().expect("a [metrics] section");
+        http_get(url).await
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A plain HTTP/1.1 GET over loopback, returning the body.
+pub async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+/// The value of the Prometheus sample `name{labels}` (labels as rendered), or 0.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The identity provider of a test: a JWKS endpoint and a key.
+pub struct Issuer {
+    pub jwks: JwksServer,
+    key: SigningKey,
+}
+
+impl Issuer {
+    pub async fn start() -> Self {
+        let key = SigningKey::ec("proxy-tests");
+        let jwks = JwksServer::start(&[&key]).await;
+        Self { jwks, key }
+    }
+
+    /// A token for `subject` with Temporal `permissions` such as `orders:writer`.
+    pub fn token(&self, subject: &str, permissions: &[&str]) -> String {
+        self.key.sign(&claims(subject, permissions))
+    }
+
+    /// The `[[identity.mappers]]` table trusting this issuer.
+    pub fn mapper_toml(&self) -> String {
+        format!(
+            r#"
+[[identity.mappers]]
+type = "jwt"
+issuers = ["{}"]
+audiences = ["{}"]
+keys = [{{ type = "jwks", url = "{}" }}]
+"#,
+            warden_example::issuer::ISSUER,
+            warden_example::issuer::AUDIENCE,
+            self.jwks.url
+        )
+    }
+}
+
+/// The Temporal dev server every test of this binary shares.
+pub fn temporal() -> &'static TemporalDevServer {
+    TemporalDevServer::shared()
+}
+
+/// Waits up to `limit` for `check` to hold.
+pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,385 @@
+//! `warden proxy`: Warden in front of an unmodified gRPC upstream — Temporal's frontend above
+//! all, including a hosted Temporal where no server-side authorizer can be plugged in.
+//!
+//! Each call is classified with the Temporal preset (every WorkflowService and
+//! OperatorService method, with namespace, workflow id, names and `json/plain` arguments),
+//! authenticated by the configured mappers, authorized by the policies configured for its
+//! operation kind, and only then forwarded over HTTP/2 — streaming both ways, metadata passed
+//! through, the upstream's responses and trailers returned untouched. Denials are answered
+//! the way Temporal answers them (`PERMISSION_DENIED`, `Request unauthorized.` and a
+//! `PermissionDeniedFailure` detail), so SDKs and the CLI report a permission error.
+//!
+//! ```toml
+//! [listen]
+//! address = "127.0.0.1:7233"
+//!
+//! [upstream]
+//! address = "http://127.0.0.1:7234"          # or https://…, with ca_file / client_cert
+//!
+//! [[identity.mappers]]
+//! type = "jwt"
+//! issuers = ["https://id.example.com/"]
+//! keys = [{ type = "jwks", url = "https://id.example.com/.well-known/jwks.json" }]
+//!
+//! [instances]
+//! type = "memory"                           # or "redis", shared by replicas
+//!
+//! [policies.roles]
+//! type = "roles"                            # Temporal's default authorizer
+//!
+//! [policies.owner]
+//! type = "initiator"
+//!
+//! [authorize]
+//! default = ["roles"]
+//! signal = ["roles", "owner"]
+//! terminate = ["roles", "owner"]
+//!
+//! [metrics]
+//! address = "127.0.0.1:9090"                # GET /metrics, Prometheus text format
+//!
+//! [log]
+//! format = "json"
+//! ```
+//!
+//! The proxy answers the standard gRPC health service (`grpc.health.v1.Health`) itself,
+//! without authentication: `SERVING` while it runs, `NOT_SERVING` once shutdown begins. On
+//! shutdown it stops accepting, lets calls in flight finish for `listen.drain_seconds`, then
+//! closes. Paths in the file are relative to the file.
+
+pub mod config;
+mod telemetry;
+mod upstream;
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use http::Request;
+use tokio::{sync::watch, task::JoinHandle};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
+use tower_layer::Layer;
+use tower_service::Service;
+use warden_core::{
+    KindSet, OperationKind,
+    instances::{MemoryInstanceStore, SharedInstanceStore},
+};
+use warden_tower::{AuthenticateLayer, Warden, record::RecordInitiatorLayer};
+
+pub use config::ProxyConfig;
+pub use telemetry::init_logging;
+pub use upstream::ForwardBody;
+
+use crate::config::{InstancesConfig, ListenTlsConfig};
+
+/// Why the proxy could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The config is wrong; the message says where.
+    #[error("config: {0}")]
+    Config(String),
+    /// Something the config names could not be had (a port, a store).
+    #[error("start: {0}")]
+    Start(String),
+    /// The server failed while running.
+    #[error("serve: {0}")]
+    Serve(String),
+}
+
+/// A running proxy; see the [crate docs](crate).
+#[derive(Debug)]
+pub struct Proxy {
+    address: SocketAddr,
+    metrics_address: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<Result<(), ProxyError>>,
+}
+
+impl Proxy {
+    /// Loads `path` and starts the proxy it describes.
+    pub async fn start_from_file(path: &Path) -> Result<Self, ProxyError> {
+        let config = ProxyConfig::load(path).map_err(|e| ProxyError::Config(e.to_string()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::start(config, &base).await
+    }
+
+    /// Builds everything `config` names (relative paths from `base`), binds the listeners and
+    /// starts serving. Every config and start-up error surfaces here, before any call is
+    /// accepted.
+    pub async fn start(config: ProxyConfig, base: &Path) -> Result<Self, ProxyError> {
+        let store = instance_store(config.instances.as_ref()).await?;
+        let built = config
+            .policies_config()
+            .build(base, store.as_ref())
+            .map_err(ProxyError::Config)?;
+        let mut authenticate = AuthenticateLayer::new(
+            config
+                .identity
+                .clone()
+                .rebased(base)
+                .build()
+                .await
+                .map_err(|e| ProxyError::Config(e.to_string()))?,
+        )
+        .peer_certificates_from(warden_identity::tonic::peer_certificates);
+        if let Some(header) = &config.identity.api_key_header {
+            let header = http::HeaderName::try_from(header.as_str()).map_err(|e| {
+                ProxyError::Config(format!("identity.api_key_header `{header}`: {e}"))
+            })?;
+            authenticate = authenticate.api_key_header_name(header);
+        }
+
+        let limits = &config.limits;
+        let mut builder = Warden::builder(warden_temporal::operation_map())
+            .responder(warden_temporal::TemporalResponder)
+            .peer_addr_from(warden_identity::tonic::peer_addr)
+            .authenticate_with(authenticate)
+            .max_message_size(limits.max_message_bytes)
+            .first_message_timeout(Some(Duration::from_secs(limits.first_message_seconds)))
+            .policy_timeout(Duration::from_millis(limits.policy_timeout_ms));
+        for kind in OperationKind::ALL {
+            if let Some((_, policy)) = built.for_kind(kind) {
+                builder = builder.kinds(KindSet::one(kind), Arc::clone(policy));
+            }
+        }
+        if config.shadow {
+            builder = builder.shadow();
+        }
+        let warden = builder
+            .build()
+            .map_err(|e| ProxyError::Config(e.to_string()))?;
+
+        let forwarder = upstream::Forwarder::new(&config.upstream, base)?;
+        let record = match (&store, &config.instances) {
+            (Some(store), Some(instances)) if instances.record_initiator() => {
+                Some(RecordInitiatorLayer::new(Arc::clone(store)))
+            }
+            _ => None,
+        };
+        let proxied = warden.layer(Recording::new(record, forwarder));
+
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        let routes = tonic::service::Routes::new(health)
+            .into_axum_router()
+            .fallback_service(proxied);
+
+        let mut server = Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)));
+        if let Some(tls) = &config.listen.tls {
+            server = server
+                .tls_config(server_tls(tls, base)?)
+                .map_err(|e| ProxyError::Config(format!("listen.tls: {e}")))?;
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen.address)
+            .await
+            .map_err(|e| {
+                ProxyError::Start(format!("listen.address {}: {e}", config.listen.address))
+            })?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| ProxyError::Start(format!("listen.address: {e}")))?;
+
+        let (shutdown, signal) = watch::channel(false);
+        let metrics_address = match &config.metrics {
+            Some(metrics) => {
+                let handle = telemetry::install_recorder()?;
+                let listener = telemetry::bind(metrics.address).await?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|e| ProxyError::Start(format!("metrics.address: {e}")))?;
+                tokio::spawn(telemetry::serve_metrics(
+                    listener,
+                    handle,
+                    stopped(signal.clone()),
+                ));
+                Some(bound)
+            }
+            None => None,
+        };
+
+        let drain = config.drain();
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let task = tokio::spawn(async move {
+            let mut signal = signal;
+            let begin_shutdown = {
+                let signal = signal.clone();
+                let reporter = reporter.clone();
+                async move {
+                    stopped(signal).await;
+                    reporter
+                        .set_service_status("", tonic_health::ServingStatus::NotServing)
+                        .await;
+                    tracing::info!("shutting down: no new connections; draining calls in flight");
+                }
+            };
+            let serve = server
+                .add_routes(routes.into())
+                .serve_with_incoming_shutdown(incoming, begin_shutdown);
+            tokio::pin!(serve);
+            // Graceful shutdown waits for every connection; a long poll may hold one for a
+            // minute, so after `drain` the rest are cut.
+            let served = tokio::select! {
+                served = &mut serve => served,
+                () = async {
+                    stopped_ref(&mut signal).await;
+                    tokio::time::sleep(drain).await;
+                } => {
+                    tracing::warn!(?drain, "drain time over; closing the remaining connections");
+                    Ok(())
+                }
+            };
+            served.map_err(|e| ProxyError::Serve(e.to_string()))
+        });
+        tracing::info!(%address, upstream = %config.upstream.address, metrics = ?metrics_address, "warden proxy listening");
+        Ok(Self {
+            address,
+            metrics_address,
+            shutdown,
+            task,
+        })
+    }
+
+    /// The address the proxy listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The address of the Prometheus endpoint, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_address
+    }
+
+    /// Begins a graceful shutdown (see [`Proxy::wait`]).
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Waits until the proxy stops: after [`Proxy::shutdown`] and the drain, or on a server
+    /// error.
+    pub async fn wait(self) -> Result<(), ProxyError> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(ProxyError::Serve(e.to_string())),
+        }
+    }
+}
+
+async fn stopped(mut signal: watch::Receiver<bool>) {
+    stopped_ref(&mut signal).await;
+}
+
+async fn stopped_ref(signal: &mut watch::Receiver<bool>) {
+    // A dropped sender (the `Proxy` handle gone) also stops the proxy.
+    let _ = signal.wait_for(|stop| *stop).await;
+}
+
+async fn instance_store(
+    config: Option<&InstancesConfig>,
+) -> Result<Option<SharedInstanceStore>, ProxyError> {
+    Ok(match config {
+        None => None,
+        Some(InstancesConfig::Memory { .. }) => Some(Arc::new(MemoryInstanceStore::new())),
+        Some(InstancesConfig::Redis {
+            url,
+            prefix,
+            timeout_ms,
+            ..
+        }) => {
+            let store = warden_redis::RedisInstanceStore::connect_with(
+                url,
+                prefix,
+                Duration::from_millis(*timeout_ms),
+            )
+            .await
+            .map_err(|e| ProxyError::Start(format!("instances: {e}")))?;
+            Some(Arc::new(store))
+        }
+    })
+}
+
+fn read_pem(base: &Path, path: &PathBuf, what: &str) -> Result<Vec<u8>, ProxyError> {
+    let path = base.join(path);
+    std::fs::read(&path)
+        .map_err(|e| ProxyError::Config(format!("listen.tls.{what}: {}: {e}", path.display())))
+}
+
+fn server_tls(tls: &ListenTlsConfig, base: &Path) -> Result<ServerTlsConfig, ProxyError> {
+    let identity = Identity::from_pem(
+        read_pem(base, &tls.cert, "cert")?,
+        read_pem(base, &tls.key, "key")?,
+    );
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &tls.client_ca {
+        config = config
+            .client_ca_root(Certificate::from_pem(read_pem(base, ca, "client_ca")?))
+            .client_auth_optional(tls.client_auth_optional);
+    } else if tls.client_auth_optional {
+        return Err(ProxyError::Config(
+            "listen.tls.client_auth_optional needs client_ca".to_owned(),
+        ));
+    }
+    Ok(config)
+}
+
+/// The forwarder, behind the initiator recorder when an instance store records starts.
+#[derive(Clone, Debug)]
+enum Recording<S> {
+    Plain(S),
+    Recorded(warden_tower::record::RecordInitiator<S>),
+}
+
+impl<S: Clone> Recording<S> {
+    fn new(layer: Option<RecordInitiatorLayer>, inner: S) -> Self {
+        match layer {
+            Some(layer) => Self::Recorded(layer.layer(inner)),
+            None => Self::Plain(inner),
+        }
+    }
+}
+
+impl<S, B> Service<Request<B>> for Recording<S>
+where
+    S: Service<Request<B>, Response = http::Response<ForwardBody>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<
+        http_body_util::Either<ForwardBody, warden_tower::record::RecordBody<ForwardBody>>,
+    >;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        match self {
+            Self::Plain(inner) => inner.poll_ready(cx),
+            Self::Recorded(inner) => inner.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        use http_body_util::Either;
+        match self {
+            Self::Plain(inner) => {
+                let future = inner.call(request);
+                Box::pin(async move { Ok(future.await?.map(Either::Left)) })
+            }
+            Self::Recorded(inner) => {
+                let future = inner.call(request);
+                Box::pin(async move { Ok(future.await?.map(Either::Right)) })
+            }
+        }
+    }
+}

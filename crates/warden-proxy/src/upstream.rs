@@ -1,0 +1,383 @@
+//! Forwarding allowed calls to the upstream over HTTP/2, streaming both ways.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    path::Path,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{
+    HeaderName, HeaderValue, Request, Response, Uri, Version,
+    header::{self, AUTHORIZATION},
+    uri::{Authority, Scheme},
+};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioTimer},
+};
+use pin_project_lite::pin_project;
+use rustls::{
+    ClientConfig, RootCertStore,
+    pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
+};
+use tower_service::Service;
+use warden_core::Operation;
+use warden_tower::rejection::{Code, grpc_trailers_only};
+
+use crate::{ProxyError, config::UpstreamConfig, telemetry};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type UpstreamRequestBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Headers that describe one hop, never forwarded (`te: trailers` is end-to-end in gRPC and
+/// kept).
+const HOP_BY_HOP: [HeaderName; 5] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+const TEMPORAL_NAMESPACE: HeaderName = HeaderName::from_static("temporal-namespace");
+
+/// The upstream client: one pooled HTTP/2 connection set, shared by every call.
+#[derive(Clone)]
+pub(crate) struct Forwarder {
+    client: Client<HttpsConnector<HttpConnector>, UpstreamRequestBody>,
+    scheme: Scheme,
+    authority: Authority,
+    authorization: Option<HeaderValue>,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("scheme", &self.scheme)
+            .field("authority", &self.authority)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read(base: &Path, path: &Path, what: &str) -> Result<Vec<u8>, ProxyError> {
+    let path = base.join(path);
+    std::fs::read(&path)
+        .map_err(|e| ProxyError::Config(format!("upstream.{what}: {}: {e}", path.display())))
+}
+
+fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, ProxyError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ProxyError::Config(format!("upstream.{what}: not PEM certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(ProxyError::Config(format!(
+            "upstream.{what}: no certificate in the file"
+        )));
+    }
+    Ok(certs)
+}
+
+impl Forwarder {
+    /// Builds the client; reads every file the config names, so a bad path fails at start-up.
+    pub(crate) fn new(config: &UpstreamConfig, base: &Path) -> Result<Self, ProxyError> {
+        let uri: Uri = config.address.parse().map_err(|e| {
+            ProxyError::Config(format!(
+                "upstream.address `{}`: not a URI: {e}",
+                config.address
+            ))
+        })?;
+        let scheme = uri.scheme().cloned().ok_or_else(|| {
+            ProxyError::Config(format!(
+                "upstream.address `{}`: needs a scheme, http:// or https://",
+                config.address
+            ))
+        })?;
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return Err(ProxyError::Config(format!(
+                "upstream.address `{}`: the scheme must be http or https",
+                config.address
+            )));
+        }
+        let authority = uri.authority().cloned().ok_or_else(|| {
+            ProxyError::Config(format!(
+                "upstream.address `{}`: needs host:port",
+                config.address
+            ))
+        })?;
+        if uri.path() != "/" && !uri.path().is_empty() {
+            return Err(ProxyError::Config(format!(
+                "upstream.address `{}`: must not have a path",
+                config.address
+            )));
+        }
+        let tls_settings = config.ca_file.is_some()
+            || config.client_cert.is_some()
+            || config.client_key.is_some()
+            || config.server_name.is_some();
+        if scheme == Scheme::HTTP && tls_settings {
+            return Err(ProxyError::Config(
+                "upstream: ca_file, client_cert, client_key and server_name need an https:// address"
+                    .to_owned(),
+            ));
+        }
+        let tls = tls_config(config, base)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
+        let builder = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let builder = match &config.server_name {
+            Some(name) => {
+                let name = ServerName::try_from(name.clone()).map_err(|e| {
+                    ProxyError::Config(format!("upstream.server_name `{name}`: {e}"))
+                })?;
+                builder.with_server_name_resolver(FixedServerNameResolver::new(name))
+            }
+            None => builder,
+        };
+        let connector = builder.enable_http2().wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .http2_only(true)
+            .http2_adaptive_window(true)
+            .http2_keep_alive_interval(Some(Duration::from_secs(30)))
+            .http2_keep_alive_while_idle(true)
+            .build(connector);
+        let authorization = match &config.authorization_file {
+            Some(path) => {
+                let bytes = read(base, path, "authorization_file")?;
+                let credential = String::from_utf8(bytes).map_err(|_| {
+                    ProxyError::Config("upstream.authorization_file: not UTF-8".to_owned())
+                })?;
+                let credential = credential.trim();
+                if credential.is_empty() {
+                    return Err(ProxyError::Config(
+                        "upstream.authorization_file: the file is empty".to_owned(),
+                    ));
+                }
+                let mut value =
+                    HeaderValue::try_from(format!("Bearer {credential}")).map_err(|_| {
+                        ProxyError::Config(
+                            "upstream.authorization_file: not a valid header value".to_owned(),
+                        )
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(Self {
+            client,
+            scheme,
+            authority,
+            authorization,
+        })
+    }
+
+    /// The request the upstream gets: same path, method and metadata, with the upstream's
+    /// authority, hop-by-hop headers dropped, and the namespace header the message agrees with.
+    fn upstream_request<B>(&self, request: Request<B>) -> Result<Request<B>, http::Error> {
+        let (mut parts, body) = request.into_parts();
+        let mut uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone());
+        if let Some(path) = parts.uri.path_and_query() {
+            uri = uri.path_and_query(path.clone());
+        }
+        parts.uri = uri.build()?;
+        parts.version = Version::HTTP_2;
+        for name in &HOP_BY_HOP {
+            parts.headers.remove(name);
+        }
+        parts.headers.remove(header::HOST);
+        if let Some(value) = &self.authorization {
+            parts.headers.insert(AUTHORIZATION, value.clone());
+        }
+        // The call was judged on the namespace in its message: make sure the header the
+        // upstream may route or log by says the same.
+        if let Some(namespace) = parts
+            .extensions
+            .get::<Arc<Operation>>()
+            .and_then(|op| op.namespace.as_deref())
+            && let Some(header) = parts.headers.get(&TEMPORAL_NAMESPACE)
+            && header.as_bytes() != namespace.as_bytes()
+        {
+            tracing::warn!(
+                header = %String::from_utf8_lossy(header.as_bytes()),
+                namespace,
+                "temporal-namespace header differs from the message's namespace; forwarding the message's"
+            );
+            match HeaderValue::from_str(namespace) {
+                Ok(value) => {
+                    parts.headers.insert(TEMPORAL_NAMESPACE, value);
+                }
+                Err(_) => {
+                    parts.headers.remove(TEMPORAL_NAMESPACE);
+                }
+            }
+        }
+        // Nothing the proxy learned about the caller travels upstream but the metadata.
+        parts.extensions = http::Extensions::new();
+        Ok(Request::from_parts(parts, body))
+    }
+}
+
+fn tls_config(config: &UpstreamConfig, base: &Path) -> Result<ClientConfig, ProxyError> {
+    let mut roots = RootCertStore::empty();
+    match &config.ca_file {
+        Some(path) => {
+            for cert in certificates(&read(base, path, "ca_file")?, "ca_file")? {
+                roots
+                    .add(cert)
+                    .map_err(|e| ProxyError::Config(format!("upstream.ca_file: {e}")))?;
+            }
+        }
+        None => {
+            // Only needed for https upstreams; a machine without system roots can still proxy
+            // to a plaintext upstream.
+            let native = rustls_native_certs::load_native_certs();
+            for cert in native.certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ProxyError::Config(format!("upstream TLS: {e}")))?
+        .with_root_certificates(roots);
+    // ALPN (h2) is set by the connector builder.
+    let tls = match (&config.client_cert, &config.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain = certificates(&read(base, cert, "client_cert")?, "client_cert")?;
+            let key = PrivateKeyDer::from_pem_slice(&read(base, key, "client_key")?)
+                .map_err(|e| ProxyError::Config(format!("upstream.client_key: {e}")))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| ProxyError::Config(format!("upstream.client_cert: {e}")))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => {
+            return Err(ProxyError::Config(
+                "upstream: client_cert and client_key go together".to_owned(),
+            ));
+        }
+    };
+    Ok(tls)
+}
+
+impl<B> Service<Request<B>> for Forwarder
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ForwardBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The pooled client is always ready; HTTP/2 multiplexes calls on its connections.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let in_flight = telemetry::InFlight::start();
+        let request = self.upstream_request(request.map(|b| b.map_err(Into::into).boxed_unsync()));
+        let client = self.client.clone();
+        let authority = self.authority.clone();
+        Box::pin(async move {
+            let request = match request {
+                Ok(request) => request,
+                Err(e) => {
+                    return Ok(unavailable(
+                        &format!("warden proxy: cannot address the upstream: {e}"),
+                        "request",
+                    ));
+                }
+            };
+            match client.request(request).await {
+                Ok(response) => Ok(response.map(|body| ForwardBody {
+                    inner: Some(body),
+                    _in_flight: Some(in_flight),
+                })),
+                Err(error) => {
+                    let reason = if error.is_connect() {
+                        "connect"
+                    } else {
+                        "request"
+                    };
+                    let mut message = format!("warden proxy: upstream {authority} unavailable");
+                    let mut source: Option<&dyn std::error::Error> = Some(&error);
+                    while let Some(e) = source {
+                        message.push_str(": ");
+                        message.push_str(&e.to_string());
+                        source = e.source();
+                    }
+                    tracing::warn!(upstream = %authority, reason, error = %message, "upstream call failed");
+                    Ok(unavailable(&message, reason))
+                }
+            }
+        })
+    }
+}
+
+/// A trailers-only `UNAVAILABLE`, counted as an upstream error.
+fn unavailable(message: &str, reason: &'static str) -> Response<ForwardBody> {
+    telemetry::upstream_error(reason);
+    grpc_trailers_only(Code::Unavailable, message).map(|_| ForwardBody {
+        inner: None,
+        _in_flight: None,
+    })
+}
+
+pin_project! {
+    /// The upstream's response body, streamed untouched (trailers included); the call counts
+    /// as in flight until it is done or dropped.
+    pub struct ForwardBody {
+        #[pin]
+        inner: Option<hyper::body::Incoming>,
+        _in_flight: Option<telemetry::InFlight>,
+    }
+}
+
+impl std::fmt::Debug for ForwardBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardBody").finish_non_exhaustive()
+    }
+}
+
+impl Body for ForwardBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.project().inner.as_pin_mut() {
+            Some(inner) => inner.poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
