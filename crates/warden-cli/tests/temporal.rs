@@ -506,3 +506,105 @@ async fn rust_client_and_worker_through_the_proxy_get_the_same_answers() {
         "the worker completed the workflow through the proxy"
     );
 }
+
+/// The guardrail in a client process that acts as a reader of `orders`.
+async fn guarded_reader(frontend: &str) -> Client {
+    use warden_core::{Claims, Roles, identity::StaticTokenMapper};
+    use warden_policy::roles::{MethodTable, RolePolicy};
+    use warden_temporal::{TemporalResponder, client::Guardrail};
+    use warden_tower::Warden;
+
+    let mapper = StaticTokenMapper::new().with_token(
+        "reader-token",
+        Claims::for_subject("reporting-job").with_namespace_role("orders", Roles::READER),
+    );
+    let layer = Warden::builder(warden_temporal::operation_map())
+        .responder(TemporalResponder)
+        .authenticate(mapper)
+        .otherwise(RolePolicy::new(MethodTable::temporal()))
+        .build()
+        .unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{frontend}"))
+        .unwrap()
+        .connect_lazy();
+    let options = ConnectionOptions::new(Url::parse(&format!("http://{frontend}")).unwrap())
+        .headers(HashMap::from([(
+            "authorization".to_owned(),
+            "Bearer reader-token".to_owned(),
+        )]))
+        .service_override(Guardrail::new(layer, channel).into_service_override())
+        .dns_load_balancing(None)
+        .build();
+    let connection = Connection::connect(options).await.unwrap();
+    Client::new(connection, ClientOptions::new("orders").build()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_guardrail_denies_in_process_so_denied_calls_never_reach_the_server() {
+    let frontend = temporal().address.clone();
+    let direct = connect(&format!("http://{frontend}"), None, "orders").await;
+    let guarded = guarded_reader(&frontend).await;
+    let queue = unique("guardrail-queue");
+
+    let existing = unique("guardrail-existing");
+    direct
+        .start_workflow(
+            OrderWorkflow::run,
+            1,
+            WorkflowStartOptions::new(queue.clone(), existing.clone()).build(),
+        )
+        .await
+        .unwrap();
+    let before = direct
+        .get_workflow_handle::<OrderWorkflow>(&existing)
+        .describe(WorkflowDescribeOptions::default())
+        .await
+        .unwrap()
+        .history_length();
+
+    // Reads are allowed and answered by the server.
+    let as_reader = guarded.get_workflow_handle::<OrderWorkflow>(&existing);
+    let described = as_reader
+        .describe(WorkflowDescribeOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(described.workflow_type(), "Order");
+
+    // A signal and a start are denied in the process.
+    let denied = as_reader
+        .signal(OrderWorkflow::add, 5, WorkflowSignalOptions::default())
+        .await;
+    assert!(
+        permission_denied(&denied.unwrap_err()),
+        "a reader cannot signal"
+    );
+    let never = unique("guardrail-never");
+    let denied = guarded
+        .start_workflow(
+            OrderWorkflow::run,
+            1,
+            WorkflowStartOptions::new(queue.clone(), never.clone()).build(),
+        )
+        .await;
+    let Err(denied) = denied else {
+        panic!("a reader cannot start a workflow")
+    };
+    assert!(permission_denied(&denied));
+
+    // The server saw neither: no such workflow, and no signal in the other's history.
+    let missing = direct
+        .get_workflow_handle::<OrderWorkflow>(&never)
+        .describe(WorkflowDescribeOptions::default())
+        .await;
+    assert!(
+        format!("{:?}", missing.unwrap_err()).contains("NotFound"),
+        "the denied start never reached the server"
+    );
+    let after = direct
+        .get_workflow_handle::<OrderWorkflow>(&existing)
+        .describe(WorkflowDescribeOptions::default())
+        .await
+        .unwrap()
+        .history_length();
+    assert_eq!(before, after, "the denied signal never reached the server");
+}

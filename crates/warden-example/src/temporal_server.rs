@@ -97,7 +97,7 @@ impl TemporalDevServer {
             .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run sh to start {}: {e}", bin.display()));
         let watchdog = child.stdin.take();

@@ -17,6 +17,8 @@
 //! let channel = tonic::transport::Channel::from_static("http://127.0.0.1:7233").connect_lazy();
 //! let options = ConnectionOptions::new(temporalio_client::Url::parse("http://127.0.0.1:7233")?)
 //!     .service_override(Guardrail::new(layer, channel).into_service_override())
+//!     // The client refuses DNS load balancing with an override; the channel connects.
+//!     .dns_load_balancing(None)
 //!     .build();
 //! let client = Client::new(Connection::connect(options).await?, ClientOptions::new("orders").build())?;
 //! # let _ = client; Ok(()) }
@@ -109,6 +111,9 @@ fn http_request(request: GrpcRequest) -> Result<Request<Full<Bytes>>, Status> {
     headers.remove("grpc-accept-encoding");
     headers.remove("grpc-encoding");
     let mut http = Request::new(Full::new(frame.freeze()));
+    // As on the wire: gRPC is HTTP/2, and Warden refuses gRPC over anything else.
+    *http.version_mut() = http::Version::HTTP_2;
+    *http.method_mut() = http::Method::POST;
     *http.uri_mut() = format!("/{service}/{rpc}")
         .parse()
         .map_err(|_| Status::internal(format!("not a method path: /{service}/{rpc}")))?;
@@ -123,6 +128,12 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, body) = response.into_parts();
+    if parts.status != http::StatusCode::OK {
+        return Err(Status::unknown(format!(
+            "HTTP {} instead of a gRPC response",
+            parts.status
+        )));
+    }
     // Trailers-only: the status is in the headers.
     if parts.headers.contains_key("grpc-status")
         && let Some(status) = Status::from_header_map(&parts.headers)

@@ -1,0 +1,546 @@
+//! `warden proxy` on bad input and in its life cycle: an unreachable upstream, an oversized
+//! message, a forged namespace header, a caller that disconnects mid-call, health, graceful
+//! shutdown and config errors — against a real Temporal dev server where one is needed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use support::{Issuer, ProxyProcess, eventually, sample, temporal};
+use temporalio_protos::{
+    google::rpc::Status as RpcStatus,
+    temporal::api::{
+        common::v1::{Payload, Payloads, WorkflowExecution, WorkflowType},
+        errordetails::v1::PermissionDeniedFailure,
+        taskqueue::v1::TaskQueue,
+        workflowservice::v1::{
+            DescribeWorkflowExecutionRequest, PollWorkflowTaskQueueRequest,
+            StartWorkflowExecutionRequest, workflow_service_client::WorkflowServiceClient,
+        },
+    },
+};
+use tonic::{Code, metadata::MetadataValue, transport::Channel};
+
+fn config(issuer: &Issuer, upstream: &str) -> String {
+    format!(
+        r#"
+[listen]
+address = "127.0.0.1:0"
+drain_seconds = 1
+
+[upstream]
+address = "http://{upstream}"
+connect_timeout_ms = 2000
+
+[instances]
+type = "memory"
+
+[policies.roles]
+type = "roles"
+
+[authorize]
+default = ["roles"]
+
+[limits]
+max_message_bytes = 65536
+
+[metrics]
+address = "127.0.0.1:0"
+{mapper}
+"#,
+        mapper = issuer.mapper_toml()
+    )
+}
+
+async fn client(address: &str) -> WorkflowServiceClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    WorkflowServiceClient::new(channel)
+}
+
+fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
+    );
+    request
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+fn start_request(namespace: &str, id: &str, input: Vec<u8>) -> StartWorkflowExecutionRequest {
+    StartWorkflowExecutionRequest {
+        namespace: namespace.to_owned(),
+        workflow_id: id.to_owned(),
+        workflow_type: Some(WorkflowType {
+            name: "Order".to_owned(),
+        }),
+        task_queue: Some(TaskQueue {
+            name: "nobody-polls".to_owned(),
+            ..TaskQueue::default()
+        }),
+        input: Some(Payloads {
+            payloads: vec![Payload {
+                metadata: [("encoding".to_owned(), b"json/plain".to_vec())].into(),
+                data: input,
+                ..Payload::default()
+            }],
+        }),
+        request_id: unique("request"),
+        identity: "proxy-tests".to_owned(),
+        ..StartWorkflowExecutionRequest::default()
+    }
+}
+
+/// Whether `id` exists in `namespace`, asked of the dev server directly.
+async fn exists_upstream(namespace: &str, id: &str) -> bool {
+    let mut direct = client(&temporal().address).await;
+    let described = direct
+        .describe_workflow_execution(DescribeWorkflowExecutionRequest {
+            namespace: namespace.to_owned(),
+            execution: Some(WorkflowExecution {
+                workflow_id: id.to_owned(),
+                run_id: String::new(),
+            }),
+        })
+        .await;
+    match described {
+        Ok(_) => true,
+        Err(status) if status.code() == Code::NotFound => false,
+        Err(status) => panic!("describe failed: {status:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_upstream_answers_unavailable_quickly_and_is_counted() {
+    let issuer = Issuer::start().await;
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = ProxyProcess::start(
+        "down",
+        &[("proxy.toml", config(&issuer, &closed.to_string()))],
+    );
+    let mut grpc = client(&proxy.address).await;
+    let token = issuer.token("alice", &["orders:writer"]);
+
+    let started = Instant::now();
+    let status = grpc
+        .start_workflow_execution(with_token(
+            start_request("orders", "w", b"1".to_vec()),
+            &token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("upstream") && status.message().contains("unavailable"),
+        "the message says the upstream is down: {}",
+        status.message()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered, not hung: {:?}",
+        started.elapsed()
+    );
+    let metrics = proxy.metrics().await;
+    assert!(
+        sample(
+            &metrics,
+            r#"warden_proxy_upstream_errors_total{reason="connect"}"#
+        ) >= 1.0,
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_limit_is_refused_before_it_is_forwarded() {
+    let issuer = Issuer::start().await;
+    let proxy = ProxyProcess::start(
+        "limit",
+        &[("proxy.toml", config(&issuer, &temporal().address))],
+    );
+    let mut grpc = client(&proxy.address).await;
+    let token = issuer.token("alice", &["orders:writer"]);
+    let id = unique("too-big");
+    let input = format!("\"{}\"", "x".repeat(100_000)).into_bytes();
+
+    let status = grpc
+        .start_workflow_execution(with_token(start_request("orders", &id, input), &token))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        !exists_upstream("orders", &id).await,
+        "nothing was forwarded"
+    );
+
+    let id = unique("fits");
+    grpc.start_workflow_execution(with_token(
+        start_request("orders", &id, b"1".to_vec()),
+        &token,
+    ))
+    .await
+    .unwrap();
+    assert!(
+        exists_upstream("orders", &id).await,
+        "a message under the limit goes through"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_namespace_header_is_judged_and_forwarded_as_the_message_says() {
+    let issuer = Issuer::start().await;
+    let proxy = ProxyProcess::start(
+        "forged",
+        &[("proxy.toml", config(&issuer, &temporal().address))],
+    );
+    let mut grpc = client(&proxy.address).await;
+
+    // A writer of billing claims billing in the header but starts in orders.
+    let carol = issuer.token("carol", &["billing:writer"]);
+    let id = unique("forged");
+    let mut request = with_token(start_request("orders", &id, b"1".to_vec()), &carol);
+    request
+        .metadata_mut()
+        .insert("temporal-namespace", MetadataValue::from_static("billing"));
+    let status = grpc.start_workflow_execution(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert_eq!(status.message(), "Request unauthorized.");
+    let details = RpcStatus::decode(status.details()).unwrap();
+    let detail = details
+        .details
+        .first()
+        .expect("a PermissionDeniedFailure detail");
+    assert!(
+        detail
+            .type_url
+            .ends_with("temporal.api.errordetails.v1.PermissionDeniedFailure")
+    );
+    let failure = PermissionDeniedFailure::decode(detail.value.as_slice()).unwrap();
+    assert!(
+        failure.reason.contains("orders"),
+        "the reason names the message's namespace: {}",
+        failure.reason
+    );
+    assert!(!exists_upstream("orders", &id).await);
+
+    // A writer of orders with a header naming billing: judged and forwarded as orders.
+    let alice = issuer.token("alice", &["orders:writer"]);
+    let mut request = with_token(start_request("orders", &id, b"1".to_vec()), &alice);
+    request
+        .metadata_mut()
+        .insert("temporal-namespace", MetadataValue::from_static("billing"));
+    grpc.start_workflow_execution(request).await.unwrap();
+    assert!(exists_upstream("orders", &id).await);
+    assert!(
+        proxy
+            .logs
+            .lock()
+            .unwrap()
+            .contains("temporal-namespace header differs"),
+        "the mismatch is logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_disconnects_mid_call_frees_the_forwarded_call() {
+    let issuer = Issuer::start().await;
+    let proxy = ProxyProcess::start(
+        "disconnect",
+        &[("proxy.toml", config(&issuer, &temporal().address))],
+    );
+    let token = issuer.token("order-worker", &["orders:writer"]);
+    let address = proxy.address.clone();
+    // A long poll on a queue nobody feeds: it stays in flight upstream until the caller goes.
+    let poll = tokio::spawn(async move {
+        let mut grpc = client(&address).await;
+        let request = PollWorkflowTaskQueueRequest {
+            namespace: "orders".to_owned(),
+            task_queue: Some(TaskQueue {
+                name: unique("empty-queue"),
+                ..TaskQueue::default()
+            }),
+            identity: "proxy-tests".to_owned(),
+            ..PollWorkflowTaskQueueRequest::default()
+        };
+        grpc.poll_workflow_task_queue(with_token(request, &token))
+            .await
+    });
+    let in_flight = eventually(Duration::from_secs(10), async || {
+        sample(&proxy.metrics().await, "warden_proxy_in_flight") == 1.0
+    })
+    .await;
+    assert!(in_flight, "the poll is forwarded and in flight");
+    poll.abort();
+    let freed = eventually(Duration::from_secs(10), async || {
+        sample(&proxy.metrics().await, "warden_proxy_in_flight") == 0.0
+    })
+    .await;
+    assert!(
+        freed,
+        "dropping the caller's stream frees the upstream call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_served_without_credentials_and_sigterm_shuts_down_gracefully() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+
+    let issuer = Issuer::start().await;
+    let proxy = ProxyProcess::start(
+        "health",
+        &[("proxy.toml", config(&issuer, &temporal().address))],
+    );
+    let channel = Channel::from_shared(proxy.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let answer = HealthClient::new(channel)
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.status(), ServingStatus::Serving);
+
+    // Without credentials everything else is refused.
+    let status = client(&proxy.address)
+        .await
+        .start_workflow_execution(start_request("orders", "w", b"1".to_vec()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+
+    let logs = std::sync::Arc::clone(&proxy.logs);
+    let exit = proxy.terminate();
+    assert!(exit.success(), "a graceful shutdown exits 0: {exit}");
+    assert!(logs.lock().unwrap().contains("shutting down"));
+}
+
+fn run_check(files: &[(&str, &str)]) -> (i32, String) {
+    let dir = support::scratch("check");
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["proxy", "--check", "--config"])
+        .arg(dir.join("proxy.toml"))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+const MINIMAL: &str = r#"
+[listen]
+address = "127.0.0.1:0"
+
+[upstream]
+address = "http://127.0.0.1:7233"
+
+[identity]
+api_key_header = "x-api-key"
+
+[[identity.mappers]]
+type = "api_key"
+keys = [{ hash = "sha256:6ab9f1eb8f7d3388f4f9d586f66e99fd54080df2c446f0e58668b09c08a16dd0", subject = "ops", system = "admin" }]
+
+[policies.roles]
+type = "roles"
+
+[authorize]
+default = ["roles"]
+"#;
+
+#[test]
+fn a_valid_config_passes_the_check_and_bad_ones_exit_2_naming_the_problem() {
+    let (code, stderr) = run_check(&[("proxy.toml", MINIMAL)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("config OK"), "{stderr}");
+
+    let cases: [(&str, String, &str); 6] = [
+        (
+            "an unknown key",
+            MINIMAL.replace("[listen]", "[listen]\nport = 1"),
+            "unknown field `port`",
+        ),
+        (
+            "an upstream without a scheme",
+            MINIMAL.replace("http://127.0.0.1:7233", "127.0.0.1:7233"),
+            "upstream.address",
+        ),
+        (
+            "a missing rules file",
+            format!("{MINIMAL}\n[policies.file]\ntype = \"rules\"\npath = \"missing.toml\"\n"),
+            "missing.toml",
+        ),
+        (
+            "an authorize entry naming no policy",
+            MINIMAL.replace("default = [\"roles\"]", "default = [\"nope\"]"),
+            "no policy named `nope`",
+        ),
+        (
+            "an instance policy without a store",
+            format!("{MINIMAL}\n[policies.owner]\ntype = \"initiator\"\n"),
+            "needs an instance store",
+        ),
+        (
+            "TLS files that do not exist",
+            MINIMAL.replace(
+                "address = \"127.0.0.1:0\"",
+                "address = \"127.0.0.1:0\"\ntls = { cert = \"cert.pem\", key = \"key.pem\" }",
+            ),
+            "listen.tls.cert",
+        ),
+    ];
+    for (what, text, expected) in cases {
+        let (code, stderr) = run_check(&[("proxy.toml", &text)]);
+        assert_eq!(code, 2, "{what}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{what}: expected `{expected}` in: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_example_proxy_config_passes_the_check() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/proxy");
+    let config = std::fs::read_to_string(format!("{example}/temporal.toml"))
+        .unwrap()
+        // Fixed ports may be taken on a test machine; the rest is checked as shipped.
+        .replace("127.0.0.1:7243", "127.0.0.1:0")
+        .replace("127.0.0.1:9464", "127.0.0.1:0");
+    let rules = std::fs::read_to_string(format!("{example}/rules.toml")).unwrap();
+    let (code, stderr) = run_check(&[("proxy.toml", &config), ("rules.toml", &rules)]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_upstream_is_reached_with_the_proxy_s_own_client_certificate() {
+    use warden_example::issuer::{Name, TestCa};
+
+    let issuer = Issuer::start().await;
+    let ca = TestCa::new("chain-ca");
+    let server = ca.server();
+    let edge = ca.client(Name::Uri("spiffe://warden.test/edge-proxy"));
+    // The inner proxy serves TLS, requires a client certificate from the CA, and authorizes
+    // the edge proxy by its certificate's identity.
+    let inner_config = format!(
+        r#"
+[listen]
+address = "127.0.0.1:0"
+tls = {{ cert = "server.pem", key = "server-key.pem", client_ca = "ca.pem" }}
+
+[upstream]
+address = "http://{upstream}"
+
+[[identity.mappers]]
+type = "mtls"
+identities = [{{ identity = "spiffe://warden.test/edge-proxy", namespaces = {{ orders = "writer" }} }}]
+
+[policies.roles]
+type = "roles"
+
+[authorize]
+default = ["roles"]
+"#,
+        upstream = temporal().address
+    );
+    let inner = ProxyProcess::start(
+        "tls-inner",
+        &[
+            ("proxy.toml", inner_config),
+            ("server.pem", server.cert_pem.clone()),
+            ("server-key.pem", server.key_pem.clone()),
+            ("ca.pem", ca.cert_pem.clone()),
+        ],
+    );
+    let edge_config = |client_cert: bool| {
+        let certificate = if client_cert {
+            "client_cert = \"edge.pem\"\nclient_key = \"edge-key.pem\"\n"
+        } else {
+            ""
+        };
+        format!(
+            r#"
+[listen]
+address = "127.0.0.1:0"
+
+[upstream]
+address = "https://{inner}"
+ca_file = "ca.pem"
+server_name = "localhost"
+{certificate}
+[policies.roles]
+type = "roles"
+
+[authorize]
+default = ["roles"]
+{mapper}
+"#,
+            inner = inner.address,
+            mapper = issuer.mapper_toml()
+        )
+    };
+    let files = |client_cert: bool| {
+        vec![
+            ("proxy.toml", edge_config(client_cert)),
+            ("ca.pem", ca.cert_pem.clone()),
+            ("edge.pem", edge.cert_pem.clone()),
+            ("edge-key.pem", edge.key_pem.clone()),
+        ]
+    };
+    let with_certificate = ProxyProcess::start("tls-edge", &files(true));
+    let without_certificate = ProxyProcess::start("tls-edge-nocert", &files(false));
+    let alice = issuer.token("alice", &["orders:writer"]);
+
+    let id = unique("through-tls");
+    client(&with_certificate.address)
+        .await
+        .start_workflow_execution(with_token(
+            start_request("orders", &id, b"1".to_vec()),
+            &alice,
+        ))
+        .await
+        .unwrap();
+    assert!(
+        exists_upstream("orders", &id).await,
+        "edge → TLS inner → frontend"
+    );
+
+    let id = unique("no-client-cert");
+    let status = client(&without_certificate.address)
+        .await
+        .start_workflow_execution(with_token(
+            start_request("orders", &id, b"1".to_vec()),
+            &alice,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(!exists_upstream("orders", &id).await);
+}

@@ -1,0 +1,274 @@
+//! Signals per second and signal latency against a real Temporal dev server, directly and
+//! through `warden proxy`, in one run.
+//!
+//! ```sh
+//! cargo bench -p warden-proxy --bench signals            # 5 rounds of 4 s per side
+//! cargo bench -p warden-proxy --bench signals -- --quick # 2 rounds of 2 s
+//! ```
+//!
+//! The proxy runs the full stack a Temporal user would: JWT authentication (ES256 from a
+//! JWKS endpoint, verified once then cached), Temporal's role policy, and the initiator
+//! policy over an in-memory instance store for signals. Each round starts fresh workflows
+//! (through the proxy, so their initiator is recorded), then `CONCURRENCY` tasks signal them
+//! for the round's duration over one HTTP/2 connection; direct and proxied rounds alternate so
+//! both see the same machine. Needs the `temporal` CLI (`./scripts/test.sh` installs it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use temporalio_protos::temporal::api::{
+    common::v1::{Payload, Payloads, WorkflowExecution, WorkflowType},
+    taskqueue::v1::TaskQueue,
+    workflowservice::v1::{
+        SignalWorkflowExecutionRequest, StartWorkflowExecutionRequest,
+        workflow_service_client::WorkflowServiceClient,
+    },
+};
+use tonic::{metadata::MetadataValue, transport::Channel};
+use warden_example::{
+    issuer::{JwksServer, SigningKey, claims},
+    temporal_server::TemporalDevServer,
+};
+use warden_proxy::{Proxy, ProxyConfig};
+
+const CONCURRENCY: usize = 16;
+const WORKFLOWS_PER_ROUND: usize = 16;
+
+struct Round {
+    signals: usize,
+    seconds: f64,
+    latencies_us: Vec<f64>,
+}
+
+fn request<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
+    );
+    request
+}
+
+fn json(value: &str) -> Option<Payloads> {
+    Some(Payloads {
+        payloads: vec![Payload {
+            metadata: [("encoding".to_owned(), b"json/plain".to_vec())].into(),
+            data: value.as_bytes().to_vec(),
+            ..Payload::default()
+        }],
+    })
+}
+
+async fn start_workflows(
+    client: &WorkflowServiceClient<Channel>,
+    token: &str,
+    round: usize,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..WORKFLOWS_PER_ROUND {
+        let id = format!("bench-{}-{round}-{i}", std::process::id());
+        client
+            .clone()
+            .start_workflow_execution(request(
+                StartWorkflowExecutionRequest {
+                    namespace: "orders".to_owned(),
+                    workflow_id: id.clone(),
+                    workflow_type: Some(WorkflowType {
+                        name: "Order".to_owned(),
+                    }),
+                    task_queue: Some(TaskQueue {
+                        name: "bench-nobody-polls".to_owned(),
+                        ..TaskQueue::default()
+                    }),
+                    input: json("1"),
+                    request_id: format!("{id}-start"),
+                    ..StartWorkflowExecutionRequest::default()
+                },
+                token,
+            ))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+async fn signal_round(
+    client: &WorkflowServiceClient<Channel>,
+    token: &Arc<str>,
+    ids: &Arc<Vec<String>>,
+    duration: Duration,
+) -> Round {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for worker in 0..CONCURRENCY {
+        let mut client = client.clone();
+        let token = Arc::clone(token);
+        let ids = Arc::clone(ids);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = worker;
+            while Instant::now() < deadline {
+                let id = &ids[n % ids.len()];
+                n += CONCURRENCY;
+                let sent = Instant::now();
+                client
+                    .signal_workflow_execution(request(
+                        SignalWorkflowExecutionRequest {
+                            namespace: "orders".to_owned(),
+                            workflow_execution: Some(WorkflowExecution {
+                                workflow_id: id.clone(),
+                                run_id: String::new(),
+                            }),
+                            signal_name: "add".to_owned(),
+                            input: json("5"),
+                            request_id: format!("{id}-{n}"),
+                            ..SignalWorkflowExecutionRequest::default()
+                        },
+                        &token,
+                    ))
+                    .await
+                    .unwrap();
+                latencies.push(sent.elapsed().as_secs_f64() * 1e6);
+            }
+            latencies
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    for task in tasks {
+        latencies_us.extend(task.await.unwrap());
+    }
+    Round {
+        signals: latencies_us.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        latencies_us,
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[rank]
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    percentile(&values, 0.5)
+}
+
+async fn channel(address: &str) -> WorkflowServiceClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    WorkflowServiceClient::new(channel)
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (rounds, duration) = if quick {
+        (2, Duration::from_secs(2))
+    } else {
+        (5, Duration::from_secs(4))
+    };
+    let server = TemporalDevServer::start();
+    let key = SigningKey::ec("bench");
+    let jwks = JwksServer::start(&[&key]).await;
+    let token: Arc<str> = key.sign(&claims("bench-writer", &["orders:writer"])).into();
+    let config = ProxyConfig::parse(
+        std::path::Path::new("bench.toml"),
+        &format!(
+            r#"
+[listen]
+address = "127.0.0.1:0"
+[upstream]
+address = "http://{upstream}"
+[[identity.mappers]]
+type = "jwt"
+issuers = ["{issuer}"]
+audiences = ["{audience}"]
+keys = [{{ type = "jwks", url = "{jwks}" }}]
+[instances]
+type = "memory"
+[policies.roles]
+type = "roles"
+[policies.owner]
+type = "initiator"
+[authorize]
+default = ["roles"]
+signal = ["roles", "owner"]
+"#,
+            upstream = server.address,
+            issuer = warden_example::issuer::ISSUER,
+            audience = warden_example::issuer::AUDIENCE,
+            jwks = jwks.url,
+        ),
+    )
+    .unwrap();
+    let proxy = Proxy::start(config, std::path::Path::new("."))
+        .await
+        .unwrap();
+    let proxied = channel(&proxy.local_addr().to_string()).await;
+    let direct = channel(&server.address).await;
+
+    // Warm-up: connections, the token cache, the server's namespace caches.
+    let ids = Arc::new(start_workflows(&proxied, &token, 0).await);
+    signal_round(&direct, &token, &ids, Duration::from_millis(500)).await;
+    signal_round(&proxied, &token, &ids, Duration::from_millis(500)).await;
+
+    let mut direct_rounds = Vec::new();
+    let mut proxy_rounds = Vec::new();
+    for round in 1..=rounds {
+        let ids = Arc::new(start_workflows(&proxied, &token, round).await);
+        direct_rounds.push(signal_round(&direct, &token, &ids, duration).await);
+        proxy_rounds.push(signal_round(&proxied, &token, &ids, duration).await);
+    }
+
+    println!(
+        "signals against a Temporal dev server: {rounds} alternating rounds of {duration:?} per side, {CONCURRENCY} concurrent callers, one HTTP/2 connection each side"
+    );
+    println!();
+    println!("| path | signals/s (median of rounds) | p50 | p99 |");
+    println!("|---|---|---|---|");
+    let mut throughput = Vec::new();
+    for (name, rounds) in [
+        ("direct", &direct_rounds),
+        ("through warden proxy", &proxy_rounds),
+    ] {
+        let rates: Vec<f64> = rounds
+            .iter()
+            .map(|r| r.signals as f64 / r.seconds)
+            .collect();
+        let mut all: Vec<f64> = rounds.iter().flat_map(|r| r.latencies_us.clone()).collect();
+        all.sort_by(f64::total_cmp);
+        let rate = median(rates);
+        throughput.push(rate);
+        println!(
+            "| {name} | {rate:.0} | {:.0} µs | {:.0} µs |",
+            percentile(&all, 0.5),
+            percentile(&all, 0.99)
+        );
+    }
+    let ratios: Vec<f64> = direct_rounds
+        .iter()
+        .zip(&proxy_rounds)
+        .map(|(d, p)| (p.signals as f64 / p.seconds) / (d.signals as f64 / d.seconds))
+        .collect();
+    println!();
+    println!(
+        "proxy / direct throughput: {:.3} (median of per-round ratios {:?}); goal ≥ 0.90",
+        median(ratios.clone()),
+        ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>()
+    );
+    proxy.shutdown();
+    let _ = proxy.wait().await;
+}
