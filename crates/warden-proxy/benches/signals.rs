@@ -2,16 +2,17 @@
 //! through `warden proxy`, in one run.
 //!
 //! ```sh
-//! cargo bench -p warden-proxy --bench signals            # 5 rounds of 4 s per side
+//! cargo bench -p warden-proxy --bench signals            # 9 rounds of 3 s per side
 //! cargo bench -p warden-proxy --bench signals -- --quick # 2 rounds of 2 s
 //! ```
 //!
 //! The proxy runs the full stack a Temporal user would: JWT authentication (ES256 from a
 //! JWKS endpoint, verified once then cached), Temporal's role policy, and the initiator
 //! policy over an in-memory instance store for signals. Each round starts fresh workflows
-//! (through the proxy, so their initiator is recorded), then `CONCURRENCY` tasks signal them
-//! for the round's duration over one HTTP/2 connection; direct and proxied rounds alternate so
-//! both see the same machine. Needs the `temporal` CLI (`./scripts/test.sh` installs it).
+//! for each side (through the proxy, so their initiator is recorded), then `CONCURRENCY` tasks
+//! signal them for the round's duration over one HTTP/2 connection per side; which side goes
+//! first alternates between rounds, so both see the same machine and neither inherits the
+//! other's warm state. Needs the `temporal` CLI (`./scripts/test.sh` installs it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -42,6 +43,26 @@ struct Round {
     signals: usize,
     seconds: f64,
     latencies_us: Vec<f64>,
+    /// CPU this process (callers, and the proxy when in use) spent, in seconds.
+    cpu_seconds: f64,
+}
+
+/// User + system CPU of this process so far, from `/proc/self/stat` (clock ticks of 10 ms).
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn request<T>(message: T, token: &str) -> tonic::Request<T> {
@@ -104,6 +125,7 @@ async fn signal_round(
     duration: Duration,
 ) -> Round {
     let started = Instant::now();
+    let cpu_before = process_cpu_seconds();
     let deadline = started + duration;
     let mut tasks = Vec::new();
     for worker in 0..CONCURRENCY {
@@ -147,6 +169,7 @@ async fn signal_round(
         signals: latencies_us.len(),
         seconds: started.elapsed().as_secs_f64(),
         latencies_us,
+        cpu_seconds: process_cpu_seconds() - cpu_before,
     }
 }
 
@@ -178,7 +201,7 @@ async fn main() {
     let (rounds, duration) = if quick {
         (2, Duration::from_secs(2))
     } else {
-        (5, Duration::from_secs(4))
+        (9, Duration::from_secs(3))
     };
     let server = TemporalDevServer::start();
     let key = SigningKey::ec("bench");
@@ -228,17 +251,26 @@ signal = ["roles", "owner"]
     let mut direct_rounds = Vec::new();
     let mut proxy_rounds = Vec::new();
     for round in 1..=rounds {
-        let ids = Arc::new(start_workflows(&proxied, &token, round).await);
-        direct_rounds.push(signal_round(&direct, &token, &ids, duration).await);
-        proxy_rounds.push(signal_round(&proxied, &token, &ids, duration).await);
+        // Each side signals its own fresh workflows, started before either side runs, and the
+        // side that goes first alternates: neither inherits warmer state from the other.
+        let for_direct = Arc::new(start_workflows(&proxied, &token, 2 * round).await);
+        let for_proxy = Arc::new(start_workflows(&proxied, &token, 2 * round + 1).await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if round % 2 == 1 {
+            direct_rounds.push(signal_round(&direct, &token, &for_direct, duration).await);
+            proxy_rounds.push(signal_round(&proxied, &token, &for_proxy, duration).await);
+        } else {
+            proxy_rounds.push(signal_round(&proxied, &token, &for_proxy, duration).await);
+            direct_rounds.push(signal_round(&direct, &token, &for_direct, duration).await);
+        }
     }
 
     println!(
         "signals against a Temporal dev server: {rounds} alternating rounds of {duration:?} per side, {CONCURRENCY} concurrent callers, one HTTP/2 connection each side"
     );
     println!();
-    println!("| path | signals/s (median of rounds) | p50 | p99 |");
-    println!("|---|---|---|---|");
+    println!("| path | signals/s (median of rounds) | p50 | p99 | bench-process CPU per signal |");
+    println!("|---|---|---|---|---|");
     let mut throughput = Vec::new();
     for (name, rounds) in [
         ("direct", &direct_rounds),
@@ -252,8 +284,14 @@ signal = ["roles", "owner"]
         all.sort_by(f64::total_cmp);
         let rate = median(rates);
         throughput.push(rate);
+        let cpu_us = median(
+            rounds
+                .iter()
+                .map(|r| r.cpu_seconds * 1e6 / r.signals as f64)
+                .collect(),
+        );
         println!(
-            "| {name} | {rate:.0} | {:.0} µs | {:.0} µs |",
+            "| {name} | {rate:.0} | {:.0} µs | {:.0} µs | {cpu_us:.0} µs |",
             percentile(&all, 0.5),
             percentile(&all, 0.99)
         );
