@@ -544,3 +544,58 @@ default = ["roles"]
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(!exists_upstream("orders", &id).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_sharing_redis_agree_on_who_started_a_workflow() {
+    use temporalio_protos::temporal::api::workflowservice::v1::TerminateWorkflowExecutionRequest;
+    use warden_example::redis_server::RedisServer;
+
+    let redis = RedisServer::start();
+    let issuer = Issuer::start().await;
+    let replica = |name: &str| {
+        let text = config(&issuer, &temporal().address)
+            .replace(
+                "[instances]\ntype = \"memory\"",
+                &format!("[instances]\ntype = \"redis\"\nurl = \"{}\"", redis.url),
+            )
+            .replace(
+                "[authorize]\ndefault = [\"roles\"]",
+                "[policies.owner]\ntype = \"initiator\"\n\n[authorize]\ndefault = [\"roles\"]\nterminate = [\"roles\", \"owner\"]",
+            );
+        assert!(text.contains("type = \"redis\"") && text.contains("terminate = "));
+        ProxyProcess::start(name, &[("proxy.toml", text)])
+    };
+    let first = replica("replica-1");
+    let second = replica("replica-2");
+    let alice = issuer.token("alice", &["orders:writer"]);
+    let dave = issuer.token("dave", &["orders:writer"]);
+    let id = unique("replicated");
+
+    client(&first.address)
+        .await
+        .start_workflow_execution(with_token(
+            start_request("orders", &id, b"1".to_vec()),
+            &alice,
+        ))
+        .await
+        .unwrap();
+    let terminate = || TerminateWorkflowExecutionRequest {
+        namespace: "orders".to_owned(),
+        workflow_execution: Some(WorkflowExecution {
+            workflow_id: id.clone(),
+            run_id: String::new(),
+        }),
+        reason: "test".to_owned(),
+        ..TerminateWorkflowExecutionRequest::default()
+    };
+    let mut on_second = client(&second.address).await;
+    let status = on_second
+        .terminate_workflow_execution(with_token(terminate(), &dave))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    on_second
+        .terminate_workflow_execution(with_token(terminate(), &alice))
+        .await
+        .expect("the other replica knows alice started it");
+}
