@@ -281,14 +281,28 @@ async fn a_caller_that_disconnects_mid_call_frees_the_forwarded_call() {
             identity: "proxy-tests".to_owned(),
             ..PollWorkflowTaskQueueRequest::default()
         };
-        grpc.poll_workflow_task_queue(with_token(request, &token))
-            .await
+        let mut request = with_token(request, &token);
+        // Temporal refuses a long poll without a deadline; the header is forwarded as is.
+        request.set_timeout(Duration::from_secs(60));
+        grpc.poll_workflow_task_queue(request).await
     });
     let in_flight = eventually(Duration::from_secs(10), async || {
         sample(&proxy.metrics().await, "warden_proxy_in_flight") == 1.0
     })
     .await;
-    assert!(in_flight, "the poll is forwarded and in flight");
+    if !in_flight {
+        let outcome = if poll.is_finished() {
+            format!("{:?}", poll.await)
+        } else {
+            "still running".to_owned()
+        };
+        panic!(
+            "the poll is not in flight; poll: {outcome}; metrics: {}; logs: {}",
+            proxy.metrics().await,
+            proxy.logs.lock().unwrap()
+        );
+    }
+    assert!(!poll.is_finished(), "the poll is still waiting upstream");
     poll.abort();
     let freed = eventually(Duration::from_secs(10), async || {
         sample(&proxy.metrics().await, "warden_proxy_in_flight") == 0.0
