@@ -9,7 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use support::{Issuer, ProxyProcess, eventually, sample, temporal};
+use support::{Issuer, ProxyProcess, eventually, sample, temporal, unique};
 use temporalio_protos::{
     google::rpc::Status as RpcStatus,
     temporal::api::{
@@ -23,6 +23,7 @@ use temporalio_protos::{
     },
 };
 use tonic::{Code, metadata::MetadataValue, transport::Channel};
+use warden_example::temporal_server::{with_bearer, workflow_client};
 
 fn config(issuer: &Issuer, upstream: &str) -> String {
     format!(
@@ -55,34 +56,6 @@ address = "127.0.0.1:0"
     )
 }
 
-async fn client(address: &str) -> WorkflowServiceClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    WorkflowServiceClient::new(channel)
-}
-
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
-    );
-    request
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
-
 fn start_request(namespace: &str, id: &str, input: Vec<u8>) -> StartWorkflowExecutionRequest {
     StartWorkflowExecutionRequest {
         namespace: namespace.to_owned(),
@@ -107,9 +80,32 @@ fn start_request(namespace: &str, id: &str, input: Vec<u8>) -> StartWorkflowExec
     }
 }
 
+/// An issuer, a proxy named `name` with [`config`] in front of the dev server, and a client.
+async fn default_proxy(name: &str) -> (Issuer, ProxyProcess, WorkflowServiceClient<Channel>) {
+    let issuer = Issuer::start().await;
+    let proxy = ProxyProcess::start(
+        name,
+        &[("proxy.toml", config(&issuer, &temporal().address))],
+    );
+    let grpc = workflow_client(&proxy.address).await;
+    (issuer, proxy, grpc)
+}
+
+/// Starts `id` in `orders` through the proxy at `address` as the bearer of `token`.
+async fn start_via(address: &str, token: &str, id: &str) -> Result<(), tonic::Status> {
+    workflow_client(address)
+        .await
+        .start_workflow_execution(with_bearer(
+            start_request("orders", id, b"1".to_vec()),
+            token,
+        ))
+        .await
+        .map(drop)
+}
+
 /// Whether `id` exists in `namespace`, asked of the dev server directly.
 async fn exists_upstream(namespace: &str, id: &str) -> bool {
-    let mut direct = client(&temporal().address).await;
+    let mut direct = workflow_client(&temporal().address).await;
     let described = direct
         .describe_workflow_execution(DescribeWorkflowExecutionRequest {
             namespace: namespace.to_owned(),
@@ -138,12 +134,12 @@ async fn an_unreachable_upstream_answers_unavailable_quickly_and_is_counted() {
         "down",
         &[("proxy.toml", config(&issuer, &closed.to_string()))],
     );
-    let mut grpc = client(&proxy.address).await;
+    let mut grpc = workflow_client(&proxy.address).await;
     let token = issuer.token("alice", &["orders:writer"]);
 
     let started = Instant::now();
     let status = grpc
-        .start_workflow_execution(with_token(
+        .start_workflow_execution(with_bearer(
             start_request("orders", "w", b"1".to_vec()),
             &token,
         ))
@@ -172,18 +168,13 @@ async fn an_unreachable_upstream_answers_unavailable_quickly_and_is_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_over_the_limit_is_refused_before_it_is_forwarded() {
-    let issuer = Issuer::start().await;
-    let proxy = ProxyProcess::start(
-        "limit",
-        &[("proxy.toml", config(&issuer, &temporal().address))],
-    );
-    let mut grpc = client(&proxy.address).await;
+    let (issuer, _proxy, mut grpc) = default_proxy("limit").await;
     let token = issuer.token("alice", &["orders:writer"]);
     let id = unique("too-big");
     let input = format!("\"{}\"", "x".repeat(100_000)).into_bytes();
 
     let status = grpc
-        .start_workflow_execution(with_token(start_request("orders", &id, input), &token))
+        .start_workflow_execution(with_bearer(start_request("orders", &id, input), &token))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
@@ -193,7 +184,7 @@ async fn a_message_over_the_limit_is_refused_before_it_is_forwarded() {
     );
 
     let id = unique("fits");
-    grpc.start_workflow_execution(with_token(
+    grpc.start_workflow_execution(with_bearer(
         start_request("orders", &id, b"1".to_vec()),
         &token,
     ))
@@ -207,17 +198,12 @@ async fn a_message_over_the_limit_is_refused_before_it_is_forwarded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_namespace_header_is_judged_and_forwarded_as_the_message_says() {
-    let issuer = Issuer::start().await;
-    let proxy = ProxyProcess::start(
-        "forged",
-        &[("proxy.toml", config(&issuer, &temporal().address))],
-    );
-    let mut grpc = client(&proxy.address).await;
+    let (issuer, proxy, mut grpc) = default_proxy("forged").await;
 
     // A writer of billing claims billing in the header but starts in orders.
     let carol = issuer.token("carol", &["billing:writer"]);
     let id = unique("forged");
-    let mut request = with_token(start_request("orders", &id, b"1".to_vec()), &carol);
+    let mut request = with_bearer(start_request("orders", &id, b"1".to_vec()), &carol);
     request
         .metadata_mut()
         .insert("temporal-namespace", MetadataValue::from_static("billing"));
@@ -244,7 +230,7 @@ async fn a_forged_namespace_header_is_judged_and_forwarded_as_the_message_says()
 
     // A writer of orders with a header naming billing: judged and forwarded as orders.
     let alice = issuer.token("alice", &["orders:writer"]);
-    let mut request = with_token(start_request("orders", &id, b"1".to_vec()), &alice);
+    let mut request = with_bearer(start_request("orders", &id, b"1".to_vec()), &alice);
     request
         .metadata_mut()
         .insert("temporal-namespace", MetadataValue::from_static("billing"));
@@ -271,7 +257,7 @@ async fn a_caller_that_disconnects_mid_call_frees_the_forwarded_call() {
     let address = proxy.address.clone();
     // A long poll on a queue nobody feeds: it stays in flight upstream until the caller goes.
     let poll = tokio::spawn(async move {
-        let mut grpc = client(&address).await;
+        let mut grpc = workflow_client(&address).await;
         let request = PollWorkflowTaskQueueRequest {
             namespace: "orders".to_owned(),
             task_queue: Some(TaskQueue {
@@ -281,7 +267,7 @@ async fn a_caller_that_disconnects_mid_call_frees_the_forwarded_call() {
             identity: "proxy-tests".to_owned(),
             ..PollWorkflowTaskQueueRequest::default()
         };
-        let mut request = with_token(request, &token);
+        let mut request = with_bearer(request, &token);
         // Temporal refuses a long poll without a deadline; the header is forwarded as is.
         request.set_timeout(Duration::from_secs(60));
         grpc.poll_workflow_task_queue(request).await
@@ -338,7 +324,7 @@ async fn health_is_served_without_credentials_and_sigterm_shuts_down_gracefully(
     assert_eq!(answer.status(), ServingStatus::Serving);
 
     // Without credentials everything else is refused.
-    let status = client(&proxy.address)
+    let status = workflow_client(&proxy.address)
         .await
         .start_workflow_execution(start_request("orders", "w", b"1".to_vec()))
         .await
@@ -533,12 +519,7 @@ default = ["roles"]
     let alice = issuer.token("alice", &["orders:writer"]);
 
     let id = unique("through-tls");
-    client(&with_certificate.address)
-        .await
-        .start_workflow_execution(with_token(
-            start_request("orders", &id, b"1".to_vec()),
-            &alice,
-        ))
+    start_via(&with_certificate.address, &alice, &id)
         .await
         .unwrap();
     assert!(
@@ -547,12 +528,7 @@ default = ["roles"]
     );
 
     let id = unique("no-client-cert");
-    let status = client(&without_certificate.address)
-        .await
-        .start_workflow_execution(with_token(
-            start_request("orders", &id, b"1".to_vec()),
-            &alice,
-        ))
+    let status = start_via(&without_certificate.address, &alice, &id)
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
@@ -585,14 +561,7 @@ async fn two_replicas_sharing_redis_agree_on_who_started_a_workflow() {
     let dave = issuer.token("dave", &["orders:writer"]);
     let id = unique("replicated");
 
-    client(&first.address)
-        .await
-        .start_workflow_execution(with_token(
-            start_request("orders", &id, b"1".to_vec()),
-            &alice,
-        ))
-        .await
-        .unwrap();
+    start_via(&first.address, &alice, &id).await.unwrap();
     let terminate = || TerminateWorkflowExecutionRequest {
         namespace: "orders".to_owned(),
         workflow_execution: Some(WorkflowExecution {
@@ -602,14 +571,14 @@ async fn two_replicas_sharing_redis_agree_on_who_started_a_workflow() {
         reason: "test".to_owned(),
         ..TerminateWorkflowExecutionRequest::default()
     };
-    let mut on_second = client(&second.address).await;
+    let mut on_second = workflow_client(&second.address).await;
     let status = on_second
-        .terminate_workflow_execution(with_token(terminate(), &dave))
+        .terminate_workflow_execution(with_bearer(terminate(), &dave))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     on_second
-        .terminate_workflow_execution(with_token(terminate(), &alice))
+        .terminate_workflow_execution(with_bearer(terminate(), &alice))
         .await
         .expect("the other replica knows alice started it");
 }

@@ -10,7 +10,7 @@ mod workflow;
 
 use std::{collections::HashMap, time::Duration};
 
-use support::{Issuer, ProxyProcess, eventually, sample, temporal};
+use support::{Issuer, ProxyProcess, eventually, sample, temporal, unique};
 use temporalio_client::{
     Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowDescribeOptions,
     WorkflowExecuteUpdateOptions, WorkflowQueryOptions, WorkflowSignalOptions,
@@ -151,17 +151,6 @@ impl Drop for WorkerThread {
             let _ = thread.join();
         }
     }
-}
-
-/// A unique name per test run, so tests sharing the dev server never collide.
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
 }
 
 struct CliOutcome {

@@ -16,6 +16,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use temporalio_protos::temporal::api::workflowservice::v1::workflow_service_client::WorkflowServiceClient;
+use tonic::{metadata::MetadataValue, transport::Channel};
+
 /// A running dev server with the namespaces `default`, `orders` and `billing`.
 #[derive(Debug)]
 pub struct TemporalDevServer {
@@ -133,6 +136,26 @@ impl TemporalDevServer {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// A raw WorkflowService client on a new HTTP/2 connection to `address` (`host:port`).
+pub async fn workflow_client(address: &str) -> WorkflowServiceClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .expect("an endpoint")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {address}: {e}"));
+    WorkflowServiceClient::new(channel)
+}
+
+/// `message` as a request carrying `authorization: Bearer <token>`.
+pub fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(format!("Bearer {token}")).expect("a header value"),
+    );
+    request
 }
 
 impl Drop for TemporalDevServer {

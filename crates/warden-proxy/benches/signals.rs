@@ -29,10 +29,10 @@ use temporalio_protos::temporal::api::{
         workflow_service_client::WorkflowServiceClient,
     },
 };
-use tonic::{metadata::MetadataValue, transport::Channel};
+use tonic::transport::Channel;
 use warden_example::{
     issuer::{JwksServer, SigningKey, claims},
-    temporal_server::TemporalDevServer,
+    temporal_server::{TemporalDevServer, with_bearer, workflow_client},
 };
 use warden_proxy::{Proxy, ProxyConfig};
 
@@ -65,15 +65,6 @@ fn process_cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn request<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
-    );
-    request
-}
-
 fn json(value: &str) -> Option<Payloads> {
     Some(Payloads {
         payloads: vec![Payload {
@@ -94,7 +85,7 @@ async fn start_workflows(
         let id = format!("bench-{}-{round}-{i}", std::process::id());
         client
             .clone()
-            .start_workflow_execution(request(
+            .start_workflow_execution(with_bearer(
                 StartWorkflowExecutionRequest {
                     namespace: "orders".to_owned(),
                     workflow_id: id.clone(),
@@ -140,7 +131,7 @@ async fn signal_round(
                 n += CONCURRENCY;
                 let sent = Instant::now();
                 client
-                    .signal_workflow_execution(request(
+                    .signal_workflow_execution(with_bearer(
                         SignalWorkflowExecutionRequest {
                             namespace: "orders".to_owned(),
                             workflow_execution: Some(WorkflowExecution {
@@ -184,15 +175,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     percentile(&values, 0.5)
-}
-
-async fn channel(address: &str) -> WorkflowServiceClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    WorkflowServiceClient::new(channel)
 }
 
 #[tokio::main]
@@ -240,8 +222,8 @@ signal = ["roles", "owner"]
     let proxy = Proxy::start(config, std::path::Path::new("."))
         .await
         .unwrap();
-    let proxied = channel(&proxy.local_addr().to_string()).await;
-    let direct = channel(&server.address).await;
+    let proxied = workflow_client(&proxy.local_addr().to_string()).await;
+    let direct = workflow_client(&server.address).await;
 
     // Warm-up: connections, the token cache, the server's namespace caches.
     let ids = Arc::new(start_workflows(&proxied, &token, 0).await);

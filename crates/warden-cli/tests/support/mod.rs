@@ -197,6 +197,17 @@ pub fn temporal() -> &'static TemporalDevServer {
     TemporalDevServer::shared()
 }
 
+/// A unique name per test run, so tests sharing the dev server never collide.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
 /// Waits up to `limit` for `check` to hold.
 pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
