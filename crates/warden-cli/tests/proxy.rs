@@ -323,6 +323,18 @@ async fn health_is_served_without_credentials_and_sigterm_shuts_down_gracefully(
         .into_inner();
     assert_eq!(answer.status(), ServingStatus::Serving);
 
+    // HTTP/1.1 gets a refusal that says what is wrong, not a dropped connection.
+    let answer = support::http_get_response(&format!(
+        "{}/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo",
+        proxy.url()
+    ))
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(
+        answer.contains("application/grpc"),
+        "the refusal says what a gRPC call needs: {answer}"
+    );
+
     // Without credentials everything else is refused.
     let status = workflow_client(&proxy.address)
         .await

@@ -172,6 +172,8 @@ impl Proxy {
             .fallback_service(proxied);
 
         let mut server = Server::builder()
+            // HTTP/1.1 callers get Warden's clear refusal instead of a dropped connection.
+            .accept_http1(true)
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)));
         if let Some(tls) = &config.listen.tls {

@@ -132,6 +132,16 @@ impl Drop for ProxyProcess {
 
 /// A plain HTTP/1.1 GET over loopback, returning the body.
 pub async fn http_get(url: &str) -> String {
+    let response = http_get_response(url).await;
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+/// A plain HTTP/1.1 GET over loopback, returning the whole response (status line, headers,
+/// body).
+pub async fn http_get_response(url: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_once('/').unwrap();
@@ -145,9 +155,6 @@ pub async fn http_get(url: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
 }
 
 /// The value of the Prometheus sample `name{labels}` (labels as rendered), or 0.
