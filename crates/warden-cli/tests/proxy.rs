@@ -393,7 +393,12 @@ fn a_valid_config_passes_the_check_and_bad_ones_exit_2_naming_the_problem() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("config OK"), "{stderr}");
 
-    let cases: [(&str, String, &str); 6] = [
+    let cases: [(&str, String, &str); 7] = [
+        (
+            "service methods without a descriptor set",
+            format!("{MINIMAL}\n[service]\nmethod = [{{ path = \"/a.B/C\", kind = \"read\" }}]\n"),
+            "needs service.descriptor_set",
+        ),
         (
             "an unknown key",
             MINIMAL.replace("[listen]", "[listen]\nport = 1"),
@@ -593,4 +598,201 @@ async fn two_replicas_sharing_redis_agree_on_who_started_a_workflow() {
         .terminate_workflow_execution(with_bearer(terminate(), &alice))
         .await
         .expect("the other replica knows alice started it");
+}
+
+/// The example workflow service (not Temporal), served bare on loopback.
+async fn serve_example() -> (std::net::SocketAddr, warden_example::CallLog) {
+    let service = warden_example::ExampleService::new();
+    let log = service.log();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service.into_server())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    (address, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_grpc_service_is_proxied_with_a_descriptor_set_map_streaming_both_ways() {
+    use tokio_stream::StreamExt;
+    use warden_example::pb::{
+        SignalWorkflowRequest, StartWorkflowRequest, UpdateWorkflowRequest, WatchWorkflowRequest,
+        WorkflowExecution as Execution, workflow_service_client::WorkflowServiceClient as Example,
+    };
+
+    let (upstream, log) = serve_example().await;
+    let issuer = Issuer::start().await;
+    let text = format!(
+        r#"
+[listen]
+address = "127.0.0.1:0"
+
+[upstream]
+address = "http://{upstream}"
+
+[service]
+preset = "none"
+descriptor_set = "example.binpb"
+method = [
+    {{ path = "/warden.example.v1.WorkflowService/StartWorkflow", kind = "execute", namespace = "namespace", instance = "workflow_id", args = "input" }},
+    {{ path = "/warden.example.v1.WorkflowService/SignalWorkflow", kind = "signal", namespace = "namespace", instance = "execution.workflow_id", name = "signal_name", args = "input" }},
+    {{ path = "/warden.example.v1.WorkflowService/SignalWorkflowBatch", kind = "signal", namespace = "namespace", instance = "execution.workflow_id", name = "signal_name", args = "input" }},
+    {{ path = "/warden.example.v1.WorkflowService/UpdateWorkflow", kind = "update", namespace = "namespace", instance = "execution.workflow_id", name = "update_name", args = "input" }},
+    {{ path = "/warden.example.v1.WorkflowService/WatchWorkflow", kind = "read", namespace = "namespace", instance = "execution.workflow_id" }},
+]
+
+[policies.roles]
+type = "roles"
+table = "empty"
+methods = {{ "warden.example.v1.WorkflowService/*" = {{ scope = "namespace", access = "write" }}, "warden.example.v1.WorkflowService/WatchWorkflow" = {{ scope = "namespace", access = "read_only" }} }}
+
+[policies.amounts]
+type = "rules"
+path = "rules.toml"
+
+[authorize]
+default = ["roles"]
+update = ["roles", "amounts"]
+{mapper}
+"#,
+        mapper = issuer.mapper_toml()
+    );
+    let rules = r#"
+[[rule]]
+id = "discount-limit"
+effect = "deny"
+reason = "discounts over 1000 need approval"
+kinds = ["update"]
+args = [{ pointer = "/amount", gt = 1000 }]
+
+[[rule]]
+id = "updates"
+effect = "allow"
+kinds = ["update"]
+"#;
+    let proxy = ProxyProcess::start(
+        "generic",
+        &[
+            ("proxy.toml", text.into_bytes()),
+            ("rules.toml", rules.as_bytes().to_vec()),
+            (
+                "example.binpb",
+                warden_example::FILE_DESCRIPTOR_SET.to_vec(),
+            ),
+        ],
+    );
+    let channel = Channel::from_shared(proxy.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut example = Example::new(channel);
+    let writer = issuer.token("alice", &["orders:writer"]);
+    let reader = issuer.token("bob", &["orders:reader"]);
+    let execution = || {
+        Some(Execution {
+            workflow_id: "generic-1".to_owned(),
+            run_id: String::new(),
+        })
+    };
+    let signal = |name: &str| SignalWorkflowRequest {
+        namespace: "orders".to_owned(),
+        execution: execution(),
+        signal_name: name.to_owned(),
+        ..SignalWorkflowRequest::default()
+    };
+
+    example
+        .start_workflow(with_bearer(
+            StartWorkflowRequest {
+                namespace: "orders".to_owned(),
+                workflow_id: "generic-1".to_owned(),
+                workflow_type: "OrderWorkflow".to_owned(),
+                input: b"{}".to_vec(),
+                ..StartWorkflowRequest::default()
+            },
+            &writer,
+        ))
+        .await
+        .unwrap();
+    let status = example
+        .signal_workflow(with_bearer(signal("approve"), &reader))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let update = |amount: u32| UpdateWorkflowRequest {
+        namespace: "orders".to_owned(),
+        execution: execution(),
+        update_name: "set-discount".to_owned(),
+        input: format!(r#"{{"amount":{amount}}}"#).into_bytes(),
+        ..UpdateWorkflowRequest::default()
+    };
+    example
+        .update_workflow(with_bearer(update(500), &writer))
+        .await
+        .unwrap();
+    let status = example
+        .update_workflow(with_bearer(update(5000), &writer))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.message().contains("approval"),
+        "{}",
+        status.message()
+    );
+
+    // Client streaming: every message is judged; the reader's batch never reaches the handler.
+    let batch = tokio_stream::iter(vec![signal("a"), signal("b"), signal("c")]);
+    let accepted = example
+        .signal_workflow_batch(with_bearer(batch, &writer))
+        .await
+        .unwrap()
+        .into_inner()
+        .accepted;
+    assert_eq!(accepted, 3);
+    let batch = tokio_stream::iter(vec![signal("a"), signal("b")]);
+    let status = example
+        .signal_workflow_batch(with_bearer(batch, &reader))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+
+    // Server streaming: the upstream's events arrive through the proxy, then its trailers.
+    let events: Vec<_> = example
+        .watch_workflow(with_bearer(
+            WatchWorkflowRequest {
+                namespace: "orders".to_owned(),
+                execution: execution(),
+            },
+            &reader,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].detail, b"3", "three signals were applied");
+
+    let calls = log.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("SignalWorkflow"))
+            .count(),
+        1,
+        "only the writer's batch reached the service: {calls:?}"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("UpdateWorkflow"))
+            .count(),
+        1,
+        "{calls:?}"
+    );
 }

@@ -19,6 +19,9 @@ pub struct ProxyConfig {
     pub listen: ListenConfig,
     /// Where allowed calls go.
     pub upstream: UpstreamConfig,
+    /// Which methods the proxy knows, and where their targets are (default: Temporal's).
+    #[serde(default)]
+    pub service: ServiceConfig,
     /// How callers prove who they are.
     pub identity: IdentityConfig,
     /// Where initiators and participants of instances are kept (needed by the `initiator`
@@ -123,6 +126,61 @@ impl std::fmt::Debug for UpstreamConfig {
 
 fn default_connect_timeout_ms() -> u64 {
     5_000
+}
+
+/// The methods the proxy classifies: a preset, plus methods of any gRPC service described by
+/// a descriptor set, with the field paths of their targets.
+///
+/// ```toml
+/// [service]
+/// preset = "none"                       # default "temporal"
+/// descriptor_set = "api.binpb"          # `protoc --descriptor_set_out` / `buf build -o`
+///
+/// [[service.method]]
+/// path = "/shop.v1.Orders/Refund"
+/// kind = "update"
+/// namespace = "tenant"
+/// instance = "order_id"
+/// name = "reason"
+/// args = "details"
+/// ```
+///
+/// A method neither the preset nor `service.method` names is classified by its path alone
+/// (kind `other`), so a policy can still decide it — the role policy denies it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The preset map the methods are added to.
+    #[serde(default)]
+    pub preset: Preset,
+    /// An encoded `FileDescriptorSet` with the services of `method`.
+    #[serde(default)]
+    pub descriptor_set: Option<PathBuf>,
+    /// Methods mapped by field paths (see `warden_tower::map::ReflectConfig`).
+    #[serde(default, rename = "method")]
+    pub methods: Vec<warden_tower::map::ReflectMethod>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            preset: Preset::Temporal,
+            descriptor_set: None,
+            methods: Vec::new(),
+        }
+    }
+}
+
+/// A preset operation map.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    /// Temporal's WorkflowService and OperatorService, answered the way Temporal's frontend
+    /// answers denials.
+    #[default]
+    Temporal,
+    /// Nothing: only `service.method`, with Warden's default answers.
+    None,
 }
 
 /// The instance store.

@@ -42,6 +42,10 @@
 //! format = "json"
 //! ```
 //!
+//! Any other gRPC service can be guarded as well. `[service]` takes a descriptor set and
+//! `[[service.method]]` entries that give each method's kind and the field paths of its
+//! targets (see [`config::ServiceConfig`]); `preset = "none"` drops the Temporal preset.
+//!
 //! The proxy answers the standard gRPC health service (`grpc.health.v1.Health`) itself,
 //! without authentication: `SERVING` while it runs, `NOT_SERVING` once shutdown begins. On
 //! shutdown it stops accepting, lets calls in flight finish for `listen.drain_seconds`, then
@@ -68,13 +72,17 @@ use warden_core::{
     KindSet, OperationKind,
     instances::{MemoryInstanceStore, SharedInstanceStore},
 };
-use warden_tower::{AuthenticateLayer, Warden, record::RecordInitiatorLayer};
+use warden_tower::{
+    AuthenticateLayer, Warden,
+    map::{OperationMap, ReflectConfig},
+    record::RecordInitiatorLayer,
+};
 
 pub use config::ProxyConfig;
 pub use telemetry::init_logging;
 pub use upstream::ForwardBody;
 
-use crate::config::{InstancesConfig, ListenTlsConfig};
+use crate::config::{InstancesConfig, ListenTlsConfig, Preset, ServiceConfig};
 
 /// Why the proxy could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -135,8 +143,11 @@ impl Proxy {
         }
 
         let limits = &config.limits;
-        let mut builder = Warden::builder(warden_temporal::operation_map())
-            .responder(warden_temporal::TemporalResponder)
+        let mut builder = Warden::builder(operation_map(&config.service, base)?);
+        if config.service.preset == Preset::Temporal {
+            builder = builder.responder(warden_temporal::TemporalResponder);
+        }
+        let mut builder = builder
             .peer_addr_from(warden_identity::tonic::peer_addr)
             .authenticate_with(authenticate)
             .max_message_size(limits.max_message_bytes)
@@ -282,6 +293,38 @@ async fn stopped(mut signal: watch::Receiver<bool>) {
 async fn stopped_ref(signal: &mut watch::Receiver<bool>) {
     // A dropped sender (the `Proxy` handle gone) also stops the proxy.
     let _ = signal.wait_for(|stop| *stop).await;
+}
+
+/// The operation map `service` describes.
+fn operation_map(service: &ServiceConfig, base: &Path) -> Result<OperationMap, ProxyError> {
+    let builder = match service.preset {
+        Preset::Temporal => warden_temporal::builder(),
+        Preset::None => OperationMap::builder(),
+    };
+    let builder = match (&service.descriptor_set, service.methods.is_empty()) {
+        (Some(path), _) => {
+            let path = base.join(path);
+            let bytes = std::fs::read(&path).map_err(|e| {
+                ProxyError::Config(format!("service.descriptor_set: {}: {e}", path.display()))
+            })?;
+            let methods = ReflectConfig {
+                methods: service.methods.clone(),
+            };
+            methods
+                .add_to(builder, &bytes)
+                .map_err(|e| ProxyError::Config(format!("service: {e}")))?
+        }
+        (None, true) => builder,
+        (None, false) => {
+            return Err(ProxyError::Config(
+                "service.method needs service.descriptor_set, the descriptors of its services"
+                    .to_owned(),
+            ));
+        }
+    };
+    builder
+        .build()
+        .map_err(|e| ProxyError::Config(format!("service: {e}")))
 }
 
 async fn instance_store(

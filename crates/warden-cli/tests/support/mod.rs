@@ -45,8 +45,11 @@ pub fn scratch(name: &str) -> PathBuf {
 impl ProxyProcess {
     /// Writes `files` (name, contents) into a scratch dir, `proxy.toml` among them, and runs
     /// `warden proxy -c proxy.toml` until it prints its address.
-    pub fn start(name: &str, files: &[(&str, String)]) -> Self {
+    pub fn start<T: AsRef<[u8]>>(name: &str, files: &[(&str, T)]) -> Self {
         let dir = scratch(name);
+        let wants_metrics = files.iter().any(|(file, text)| {
+            *file == "proxy.toml" && String::from_utf8_lossy(text.as_ref()).contains("[metrics]")
+        });
         for (file, text) in files {
             std::fs::write(dir.join(file), text).unwrap();
         }
@@ -79,7 +82,7 @@ impl ProxyProcess {
                 metrics = Some(m.to_owned());
             }
             line.clear();
-            if address.is_some() && (metrics.is_some() || !files[0].1.contains("[metrics]")) {
+            if address.is_some() && (metrics.is_some() || !wants_metrics) {
                 break;
             }
         }

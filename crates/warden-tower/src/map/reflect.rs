@@ -70,14 +70,24 @@ pub struct ReflectMethod {
 impl ReflectConfig {
     /// Builds the map against an encoded `FileDescriptorSet`.
     pub fn build(&self, descriptor_set: &[u8]) -> Result<OperationMap, MapError> {
+        self.add_to(OperationMapBuilder::default(), descriptor_set)?
+            .build()
+    }
+
+    /// Adds these methods to `builder` (e.g. a preset's), checked against an encoded
+    /// `FileDescriptorSet`.
+    pub fn add_to(
+        &self,
+        mut builder: OperationMapBuilder,
+        descriptor_set: &[u8],
+    ) -> Result<OperationMapBuilder, MapError> {
         let pool = DescriptorPool::decode(descriptor_set)
             .map_err(|e| MapError::Descriptor(format!("invalid descriptor set: {e}")))?;
-        let mut builder = OperationMapBuilder::default();
         for method in &self.methods {
             let (path, spec) = method.spec(&pool)?;
             builder = builder.push_spec(path, spec);
         }
-        builder.build()
+        Ok(builder)
     }
 }
 
