@@ -73,7 +73,7 @@ use warden_core::{
     instances::{MemoryInstanceStore, SharedInstanceStore},
 };
 use warden_tower::{
-    AuthenticateLayer, Warden,
+    AuthenticateLayer, Warden, WardenLayer,
     map::{OperationMap, ReflectConfig},
     record::RecordInitiatorLayer,
 };
@@ -121,49 +121,7 @@ impl Proxy {
     /// accepted.
     pub async fn start(config: ProxyConfig, base: &Path) -> Result<Self, ProxyError> {
         let store = instance_store(config.instances.as_ref()).await?;
-        let built = config
-            .policies_config()
-            .build(base, store.as_ref())
-            .map_err(ProxyError::Config)?;
-        let mut authenticate = AuthenticateLayer::new(
-            config
-                .identity
-                .clone()
-                .rebased(base)
-                .build()
-                .await
-                .map_err(|e| ProxyError::Config(e.to_string()))?,
-        )
-        .peer_certificates_from(warden_identity::tonic::peer_certificates);
-        if let Some(header) = &config.identity.api_key_header {
-            let header = http::HeaderName::try_from(header.as_str()).map_err(|e| {
-                ProxyError::Config(format!("identity.api_key_header `{header}`: {e}"))
-            })?;
-            authenticate = authenticate.api_key_header_name(header);
-        }
-
-        let limits = &config.limits;
-        let mut builder = Warden::builder(operation_map(&config.service, base)?);
-        if config.service.preset == Preset::Temporal {
-            builder = builder.responder(warden_temporal::TemporalResponder);
-        }
-        let mut builder = builder
-            .peer_addr_from(warden_identity::tonic::peer_addr)
-            .authenticate_with(authenticate)
-            .max_message_size(limits.max_message_bytes)
-            .first_message_timeout(Some(Duration::from_secs(limits.first_message_seconds)))
-            .policy_timeout(Duration::from_millis(limits.policy_timeout_ms));
-        for kind in OperationKind::ALL {
-            if let Some((_, policy)) = built.for_kind(kind) {
-                builder = builder.kinds(KindSet::one(kind), Arc::clone(policy));
-            }
-        }
-        if config.shadow {
-            builder = builder.shadow();
-        }
-        let warden = builder
-            .build()
-            .map_err(|e| ProxyError::Config(e.to_string()))?;
+        let warden = warden_layer(&config, base, store.as_ref()).await?;
 
         let forwarder = upstream::Forwarder::new(&config.upstream, base)?;
         let record = match (&store, &config.instances) {
@@ -293,6 +251,57 @@ async fn stopped(mut signal: watch::Receiver<bool>) {
 async fn stopped_ref(signal: &mut watch::Receiver<bool>) {
     // A dropped sender (the `Proxy` handle gone) also stops the proxy.
     let _ = signal.wait_for(|stop| *stop).await;
+}
+
+/// The Warden stack `config` describes: its operation map, identity mappers, limits and the
+/// policies per operation kind.
+async fn warden_layer(
+    config: &ProxyConfig,
+    base: &Path,
+    store: Option<&SharedInstanceStore>,
+) -> Result<WardenLayer, ProxyError> {
+    let built = config
+        .policies_config()
+        .build(base, store)
+        .map_err(ProxyError::Config)?;
+    let mut authenticate = AuthenticateLayer::new(
+        config
+            .identity
+            .clone()
+            .rebased(base)
+            .build()
+            .await
+            .map_err(|e| ProxyError::Config(e.to_string()))?,
+    )
+    .peer_certificates_from(warden_identity::tonic::peer_certificates);
+    if let Some(header) = &config.identity.api_key_header {
+        let header = http::HeaderName::try_from(header.as_str())
+            .map_err(|e| ProxyError::Config(format!("identity.api_key_header `{header}`: {e}")))?;
+        authenticate = authenticate.api_key_header_name(header);
+    }
+
+    let limits = &config.limits;
+    let mut builder = Warden::builder(operation_map(&config.service, base)?);
+    if config.service.preset == Preset::Temporal {
+        builder = builder.responder(warden_temporal::TemporalResponder);
+    }
+    let mut builder = builder
+        .peer_addr_from(warden_identity::tonic::peer_addr)
+        .authenticate_with(authenticate)
+        .max_message_size(limits.max_message_bytes)
+        .first_message_timeout(Some(Duration::from_secs(limits.first_message_seconds)))
+        .policy_timeout(Duration::from_millis(limits.policy_timeout_ms));
+    for kind in OperationKind::ALL {
+        if let Some((_, policy)) = built.for_kind(kind) {
+            builder = builder.kinds(KindSet::one(kind), Arc::clone(policy));
+        }
+    }
+    if config.shadow {
+        builder = builder.shadow();
+    }
+    builder
+        .build()
+        .map_err(|e| ProxyError::Config(e.to_string()))
 }
 
 /// The operation map `service` describes.
