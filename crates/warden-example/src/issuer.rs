@@ -147,6 +147,20 @@ pub fn jwks_config(url: &str, min_refresh_seconds: u64) -> warden_identity::jwt:
     }
 }
 
+/// The `[[identity.mappers]]` table of a `warden proxy` config that trusts [`ISSUER`] for
+/// [`AUDIENCE`] with the keys served at the JWKS `url` — [`jwks_config`] as TOML.
+pub fn jwks_mapper_toml(url: &str) -> String {
+    format!(
+        r#"
+[[identity.mappers]]
+type = "jwt"
+issuers = ["{ISSUER}"]
+audiences = ["{AUDIENCE}"]
+keys = [{{ type = "jwks", url = "{url}" }}]
+"#
+    )
+}
+
 /// The issuer of [`claims`].
 pub const ISSUER: &str = "https://id.warden.test/";
 /// The audience of [`claims`].

@@ -31,7 +31,7 @@ use temporalio_protos::temporal::api::{
 };
 use tonic::transport::Channel;
 use warden_example::{
-    issuer::{JwksServer, SigningKey, claims},
+    issuer::{JwksServer, SigningKey, claims, jwks_mapper_toml},
     temporal_server::{TemporalDevServer, with_bearer, workflow_client},
 };
 use warden_proxy::{Proxy, ProxyConfig};
@@ -197,11 +197,7 @@ async fn main() {
 address = "127.0.0.1:0"
 [upstream]
 address = "http://{upstream}"
-[[identity.mappers]]
-type = "jwt"
-issuers = ["{issuer}"]
-audiences = ["{audience}"]
-keys = [{{ type = "jwks", url = "{jwks}" }}]
+{mapper}
 [instances]
 type = "memory"
 [policies.roles]
@@ -213,9 +209,7 @@ default = ["roles"]
 signal = ["roles", "owner"]
 "#,
             upstream = server.address,
-            issuer = warden_example::issuer::ISSUER,
-            audience = warden_example::issuer::AUDIENCE,
-            jwks = jwks.url,
+            mapper = jwks_mapper_toml(&jwks.url),
         ),
     )
     .unwrap();

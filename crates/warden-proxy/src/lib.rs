@@ -109,13 +109,6 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Loads `path` and starts the proxy it describes.
-    pub async fn start_from_file(path: &Path) -> Result<Self, ProxyError> {
-        let config = ProxyConfig::load(path).map_err(|e| ProxyError::Config(e.to_string()))?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self::start(config, &base).await
-    }
-
     /// Builds everything `config` names (relative paths from `base`), binds the listeners and
     /// starts serving. Every config and start-up error surfaces here, before any call is
     /// accepted.

@@ -187,18 +187,7 @@ impl Issuer {
 
     /// The `[[identity.mappers]]` table trusting this issuer.
     pub fn mapper_toml(&self) -> String {
-        format!(
-            r#"
-[[identity.mappers]]
-type = "jwt"
-issuers = ["{}"]
-audiences = ["{}"]
-keys = [{{ type = "jwks", url = "{}" }}]
-"#,
-            warden_example::issuer::ISSUER,
-            warden_example::issuer::AUDIENCE,
-            self.jwks.url
-        )
+        warden_example::issuer::jwks_mapper_toml(&self.jwks.url)
     }
 }
 
