@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use axum::{
     Extension, Json, Router,
     routing::{get, post},
@@ -18,22 +16,24 @@ use serde_json::{Value, json};
 use support::*;
 use tokio::net::TcpListener;
 use tonic::Code;
-use warden_core::{Claims, OperationKind};
+use warden_core::OperationKind;
 use warden_example::{ExampleService, operation_map, path, policies};
 use warden_tower::{
-    Warden,
+    Call, Warden,
     map::{HttpOperationMap, HttpRoute},
 };
 
-async fn whoami(Extension(claims): Extension<Arc<Claims>>) -> Json<Value> {
-    Json(json!({ "subject": claims.subject }))
+/// Warden's record of the call is one extension; axum's `Extension` extractor reads it.
+fn subject(call: &Call) -> Option<String> {
+    call.claims().and_then(|claims| claims.subject.clone())
 }
 
-async fn accepted(
-    Extension(claims): Extension<Arc<Claims>>,
-    Json(body): Json<Value>,
-) -> Json<Value> {
-    Json(json!({ "subject": claims.subject, "accepted": body }))
+async fn whoami(Extension(call): Extension<Call>) -> Json<Value> {
+    Json(json!({ "subject": subject(&call) }))
+}
+
+async fn accepted(Extension(call): Extension<Call>, Json(body): Json<Value>) -> Json<Value> {
+    Json(json!({ "subject": subject(&call), "accepted": body }))
 }
 
 async fn serve_router() -> (std::net::SocketAddr, warden_example::CallLog) {

@@ -119,7 +119,7 @@ async fn garbage_bytes_are_invalid_argument() {
     assert_grpc(
         &response,
         INVALID_ARGUMENT,
-        "cannot decode StartWorkflowRequest",
+        "cannot decode the request of /warden.example.v1.WorkflowService/StartWorkflow",
     );
 }
 

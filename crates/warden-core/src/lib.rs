@@ -39,7 +39,7 @@ pub mod policy;
 mod request;
 
 pub use answer::{Answer, AnswerFuture, BoxFuture};
-pub use args::Args;
+pub use args::{Args, ArgsDecoder, SharedArgsDecoder};
 pub use claims::{Claims, Roles, UnknownRole};
 pub use decision::{Decision, Effect, Obligation};
 pub use identity::{AuthError, AuthInfo, ClaimMapper, Secret};

@@ -260,7 +260,7 @@ impl Operation {
 
     /// Sets the arguments as JSON bytes, parsed only if a policy reads them.
     #[must_use]
-    pub fn with_json_args(mut self, bytes: Vec<u8>) -> Self {
+    pub fn with_json_args(mut self, bytes: impl Into<bytes::Bytes>) -> Self {
         self.args = Args::from_json_bytes(bytes);
         self
     }

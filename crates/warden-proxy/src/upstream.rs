@@ -29,8 +29,11 @@ use rustls::{
     pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
 };
 use tower_service::Service;
-use warden_core::Operation;
-use warden_tower::rejection::{Code, grpc_trailers_only};
+
+use warden_tower::{
+    CallExt,
+    rejection::{Code, grpc_trailers_only},
+};
 
 use crate::{ProxyError, config::UpstreamConfig, telemetry};
 
@@ -208,7 +211,7 @@ impl Forwarder {
         // upstream may route or log by says the same.
         if let Some(namespace) = parts
             .extensions
-            .get::<Arc<Operation>>()
+            .operation()
             .and_then(|op| op.namespace.as_deref())
             && let Some(header) = parts.headers.get(&TEMPORAL_NAMESPACE)
             && header.as_bytes() != namespace.as_bytes()

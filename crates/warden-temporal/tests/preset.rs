@@ -80,7 +80,7 @@ fn json_payloads(values: &[serde_json::Value]) -> Option<Payloads> {
 fn decode(method: &str, message: impl Message) -> Operation {
     let map = operation_map();
     let spec = map.get(&format!("/{WORKFLOW_SERVICE}/{method}")).unwrap();
-    spec.decode(&message.encode_to_vec()).unwrap()
+    spec.decode(&message.encode_to_vec().into()).unwrap()
 }
 
 fn execution(id: &str, run: &str) -> Option<WorkflowExecution> {

@@ -33,7 +33,8 @@ use warden_core::{Answer, AuthError, AuthInfo, ClaimMapper, Claims, Secret};
 
 use crate::{
     body::ResponseBody,
-    gate::{CallInfo, Gate},
+    call::Call,
+    gate::{Admit, Gate},
     rejection::{Code, Rejection},
 };
 
@@ -197,11 +198,7 @@ impl Config {
         if let Some(chain) = (self.peer_certificates)(extensions) {
             info = info.with_peer_certificates(chain);
         }
-        info = info.with_peer_addr(
-            extensions
-                .get::<CallInfo>()
-                .and_then(|c| c.context.peer_addr),
-        );
+        info = info.with_peer_addr(extensions.get::<Call>().and_then(|c| c.context.peer_addr));
         for name in &self.metadata {
             if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
                 info.metadata
@@ -267,7 +264,7 @@ where
         };
         match self.config.map(&info) {
             Answer::Ready(Ok(claims)) => {
-                request.extensions_mut().insert(claims);
+                claims.admit(request.extensions_mut());
                 // The inner service was polled ready: call it directly, no clone needed.
                 Gate::calling(self.inner.call(request))
             }

@@ -13,29 +13,20 @@ use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
-use warden_core::{Answer, AnswerFuture, Protocol, RequestContext};
+use warden_core::{Answer, AnswerFuture, Protocol};
 
 use crate::{
     body::ResponseBody,
-    classify::stream::StreamChecks,
+    call::Call,
     grpc::{GrpcContentType, classify_content_type},
     rejection::{DefaultResponder, Rejection, SharedResponder},
 };
 
-/// What the classify layer tells the layers below about a call, in one request extension:
-/// its context, the responder every layer refuses with, and the checks of later stream
-/// messages.
-#[derive(Clone)]
-pub(crate) struct CallInfo {
-    pub(crate) context: RequestContext,
-    pub(crate) responder: SharedResponder,
-    pub(crate) checks: Option<Arc<StreamChecks>>,
-}
-
 /// How to answer a refusal of `request`: its protocol and the installed responder.
 fn refusal_context<B>(request: &Request<B>) -> (SharedResponder, Protocol) {
-    match request.extensions().get::<CallInfo>() {
-        Some(call) => (Arc::clone(&call.responder), call.context.protocol),
+    let call = request.extensions().get::<Call>();
+    match call.and_then(|c| Some((c.responder.as_ref()?, c.context.protocol))) {
+        Some((responder, protocol)) => (Arc::clone(responder), protocol),
         None => {
             let protocol = match classify_content_type(request.headers()) {
                 GrpcContentType::NotGrpc => Protocol::Http,
@@ -59,28 +50,27 @@ pub(crate) fn refuse<B>(
 /// What an admitted request carries on: extensions to insert before the inner call.
 pub(crate) type Admission<T> = Result<T, Rejection>;
 
-/// Puts what a check proved into the request extensions.
+/// Puts what a check proved into the call's [`Call`] extension.
 pub trait Admit: Send + 'static {
-    /// Inserts the extensions.
+    /// Records it.
     fn admit(self, extensions: &mut http::Extensions);
 }
 
 impl Admit for Arc<warden_core::Claims> {
     fn admit(self, extensions: &mut http::Extensions) {
-        extensions.insert(self);
+        Call::set_claims(extensions, self);
     }
 }
 
 impl Admit for warden_core::Decision {
     fn admit(self, extensions: &mut http::Extensions) {
-        extensions.insert(self);
+        Call::set_decision(extensions, self);
     }
 }
 
 impl Admit for (Arc<warden_core::Claims>, warden_core::Decision) {
     fn admit(self, extensions: &mut http::Extensions) {
-        extensions.insert(self.0);
-        extensions.insert(self.1);
+        Call::set_admitted(extensions, self.0, self.1);
     }
 }
 

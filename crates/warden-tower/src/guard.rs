@@ -12,14 +12,15 @@ use std::{
 
 use http::{Request, Response};
 use tower_service::Service;
-use warden_core::{Answer, AuthzRequest, Claims, Decision, Operation};
+use warden_core::{Answer, AuthzRequest, Claims, Decision};
 
 use crate::{
     authenticate::{self, rejection as auth_rejection},
     authorize::{Authorizer, check_all},
     body::ResponseBody,
+    call::Call,
     classify::stream::no_layer_decides,
-    gate::{CallInfo, Gate},
+    gate::{Admit, Gate},
     rejection::{Code, Rejection},
 };
 
@@ -55,13 +56,16 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let Some(operation) = request.extensions().get::<Arc<Operation>>().cloned() else {
+        let call = request.extensions().get::<Call>();
+        let Some(operation) = call.and_then(Call::operation).cloned() else {
             let rejection = Rejection::new(
                 Code::Internal,
                 "warden misconfigured: no operation in the request",
             );
             return Gate::refused(&request, &rejection);
         };
+        let context = call.map(|c| c.context.clone()).unwrap_or_default();
+        let checks = call.and_then(|c| c.checks.clone());
         let info = match self
             .authenticate
             .auth_info(request.headers(), request.extensions())
@@ -69,9 +73,6 @@ where
             Ok(info) => info,
             Err(error) => return Gate::refused(&request, &auth_rejection(&error)),
         };
-        let call = request.extensions().get::<CallInfo>();
-        let context = call.map(|c| c.context.clone()).unwrap_or_default();
-        let checks = call.and_then(|c| c.checks.clone());
         let authorizers = Arc::clone(&self.authorizers);
         let kind = operation.kind;
         let decide = move |claims: Arc<Claims>| {
@@ -94,9 +95,8 @@ where
             }
         };
         match answer {
-            Answer::Ready(Ok((claims, decision))) => {
-                request.extensions_mut().insert(claims);
-                request.extensions_mut().insert(decision);
+            Answer::Ready(Ok(admitted)) => {
+                admitted.admit(request.extensions_mut());
                 // Decided synchronously: the ready inner service is called directly.
                 Gate::calling(self.inner.call(request))
             }

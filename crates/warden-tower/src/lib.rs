@@ -1,8 +1,8 @@
 //! Tower layers that decide, before any handler runs, whether a gRPC or HTTP call may do what
 //! its message asks.
 //!
-//! A call flows through four steps, each its own layer passing its result on in request
-//! extensions:
+//! A call flows through four steps, each its own layer passing its result on in one request
+//! extension, the [`Call`] (read it with [`CallExt`]):
 //!
 //! 1. [`ClassifyLayer`] — method path and first message → `Arc<Operation>` (which kind, which
 //!    namespace, instance, signal/query/update name, which arguments).
@@ -48,6 +48,7 @@ pub mod authenticate;
 pub mod authorize;
 mod body;
 mod builder;
+pub mod call;
 pub mod classify;
 mod gate;
 mod grpc;
@@ -64,6 +65,7 @@ pub use authorize::{
 };
 pub use body::ResponseBody;
 pub use builder::{BuildError, Warden, WardenBuilder, WardenLayer, WardenService};
+pub use call::{Call, CallExt};
 pub use classify::{ClassifiedBody, ClassifyLayer, PeerAddr};
 pub use gate::{Admit, Gate};
 pub use guard::Guard;

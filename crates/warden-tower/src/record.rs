@@ -38,6 +38,8 @@ use warden_core::{
     instances::{InstanceKey, SharedInstanceStore, StoreWrite},
 };
 
+use crate::CallExt;
+
 /// Records initiators of successful starts; see the [module docs](self).
 #[derive(Clone)]
 pub struct RecordInitiatorLayer {
@@ -144,11 +146,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let extensions = request.extensions();
-        let pending = match (
-            extensions.get::<Arc<Operation>>(),
-            extensions.get::<Arc<Claims>>(),
-        ) {
+        let pending = match (request.operation(), request.claims()) {
             (Some(op), Some(claims)) => self.config.pending(op, claims),
             _ => None,
         };
@@ -329,10 +327,9 @@ mod tests {
             .with_namespace("orders")
             .with_instance("o-1");
         let mut request = Request::new(Empty::new());
-        request.extensions_mut().insert(Arc::new(op));
         request
             .extensions_mut()
-            .insert(Arc::new(Claims::for_subject(subject)));
+            .insert(crate::Call::new(op).with_claims(Claims::for_subject(subject)));
         request
     }
 

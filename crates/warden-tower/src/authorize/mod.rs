@@ -41,14 +41,14 @@ pub(crate) use engine::{Authorizer, check_all};
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
-use warden_core::{
-    Answer, AuthzRequest, Claims, Decision, KindSet, Operation, OperationKind, Policy,
-};
+use warden_core::{Answer, AuthzRequest, Decision, KindSet, OperationKind, Policy};
 
 use crate::{
     body::ResponseBody,
+    call::Call,
+    call::CallExt,
     classify::stream::no_layer_decides,
-    gate::{CallInfo, Gate},
+    gate::{Admit, Gate},
     rejection::{Code, Rejection},
 };
 
@@ -138,16 +138,15 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let extensions = request.extensions();
-        let Some(operation) = extensions.get::<Arc<Operation>>().cloned() else {
+        let call = request.extensions().get::<Call>();
+        let Some(operation) = call.and_then(Call::operation).cloned() else {
             let rejection = Rejection::new(
                 Code::Internal,
                 "authorization misconfigured: no operation in the request; put ClassifyLayer before the authorization layers",
             );
             return Gate::refused(&request, &rejection);
         };
-        let claims = extensions.get::<Arc<Claims>>().cloned();
-        let call = extensions.get::<CallInfo>();
+        let claims = call.and_then(Call::claims).cloned();
         if let (Some(checks), Some(claims)) = (call.and_then(|c| c.checks.as_ref()), &claims) {
             checks.register(Arc::clone(&self.authorizers), Arc::clone(claims));
         }
@@ -158,12 +157,12 @@ where
             );
             return Gate::refused(&request, &rejection);
         };
-        let decided = extensions.get::<Decision>().is_some();
+        let decided = call.and_then(Call::decision).is_some();
         let context = call.map(|c| c.context.clone()).unwrap_or_default();
         let authz = AuthzRequest::new(claims, operation).with_context(context);
         match check_all(&self.authorizers, &authz, decided) {
             Answer::Ready(Ok(Some(decision))) => {
-                request.extensions_mut().insert(decision);
+                decision.admit(request.extensions_mut());
                 // The inner service was polled ready: call it directly, no clone needed.
                 Gate::calling(self.inner.call(request))
             }
@@ -291,12 +290,11 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if request.extensions().get::<Decision>().is_some() {
+        if request.decision().is_some() {
             return Gate::calling(self.inner.call(request));
         }
         let kind = request
-            .extensions()
-            .get::<Arc<Operation>>()
+            .operation()
             .map_or(OperationKind::Other, |op| op.kind);
         Gate::refused(&request, &no_layer_decides(kind))
     }

@@ -16,7 +16,7 @@ pub(crate) fn decode_frame(
     compressed: bool,
 ) -> Result<Operation, Rejection> {
     let payload = &frame[HEADER_LEN..];
-    let decoded = if compressed {
+    let message = if compressed {
         let encoding = match encoding {
             Ok(Encoding::Identity) => {
                 return Err(Rejection::new(
@@ -27,24 +27,23 @@ pub(crate) fn decode_frame(
             Ok(encoding) => *encoding,
             Err(name) => return Err(unsupported_encoding(name)),
         };
-        Some(
-            encoding
-                .decompress(payload, max_message_size)
-                .map_err(|e| match e {
-                    DecompressError::TooLarge => too_large(max_message_size, "decompressed "),
-                    DecompressError::NoEncoding => {
-                        Rejection::new(Code::Internal, "decompression without an encoding")
-                    }
-                    DecompressError::Corrupt(reason) => Rejection::new(
-                        Code::InvalidArgument,
-                        format!("cannot decompress the message: {reason}"),
-                    ),
-                })?,
-        )
+        encoding
+            .decompress(payload, max_message_size)
+            .map_err(|e| match e {
+                DecompressError::TooLarge => too_large(max_message_size, "decompressed "),
+                DecompressError::NoEncoding => {
+                    Rejection::new(Code::Internal, "decompression without an encoding")
+                }
+                DecompressError::Corrupt(reason) => Rejection::new(
+                    Code::InvalidArgument,
+                    format!("cannot decompress the message: {reason}"),
+                ),
+            })?
     } else {
-        None
+        // Not copied: arguments the extractor keeps are a slice of the frame.
+        frame.slice(HEADER_LEN..)
     };
-    spec.decode(decoded.as_deref().unwrap_or(payload))
+    spec.decode(&message)
         .map_err(|e| Rejection::new(Code::InvalidArgument, e.to_string()))
 }
 

@@ -54,7 +54,7 @@ use self::{
 };
 use crate::{
     body::{ResponseBody, StreamDenial},
-    gate::CallInfo,
+    call::Call,
     grpc::{Encoding, FrameHeader, GrpcContentType, MethodPath, classify_content_type},
     map::{HttpOperationMap, MethodSpec, OperationMap},
     rejection::{Code, DefaultResponder, Rejection, Respond, SharedResponder},
@@ -388,12 +388,12 @@ fn insert_extensions(
     context: RequestContext,
     checks: Option<Arc<StreamChecks>>,
 ) {
-    parts.extensions.insert(Arc::new(operation));
-    parts.extensions.insert(CallInfo {
+    parts.extensions.insert(Call::classified(
+        operation,
         context,
-        responder: Arc::clone(&config.responder),
+        Arc::clone(&config.responder),
         checks,
-    });
+    ));
 }
 
 enum Target {

@@ -1,5 +1,6 @@
 use std::{borrow::Cow, sync::Arc};
 
+use bytes::Bytes;
 use prost_reflect::{
     DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value,
 };
@@ -7,7 +8,8 @@ use serde::Deserialize;
 use warden_core::{Operation, OperationKind};
 
 use super::{
-    DecodeError, Extract, MapError, MethodSpec, OperationMap, OperationMapBuilder, json_args,
+    DecodeError, Extract, Fields, MapError, MethodSpec, OperationMap, OperationMapBuilder,
+    json_args,
 };
 use crate::grpc::MethodPath;
 
@@ -137,7 +139,11 @@ impl ReflectMethod {
                 .map(|p| FieldPath::resolve(&input, p, &self.path, false))
                 .transpose()?,
         };
-        let mut spec = MethodSpec::new(parsed, kind, Some(Arc::new(extractor)));
+        let extractor: Arc<dyn Extract> = match extractor.wire() {
+            Some(fields) => fields.extractor(input.full_name())?,
+            None => Arc::new(extractor),
+        };
+        let mut spec = MethodSpec::new(parsed, kind, Some(extractor));
         spec.client_streaming = method.is_client_streaming();
         Ok((self.path.clone(), spec))
     }
@@ -185,6 +191,22 @@ impl FieldPath {
         Ok(Self(fields))
     }
 
+    /// The field numbers of the path, when a pass over the encoding reads it as a decoder
+    /// would: no field on it is a member of a real `oneof`.
+    fn numbers(&self) -> Option<Vec<u32>> {
+        self.0
+            .iter()
+            .map(|f| {
+                let in_oneof = f.containing_oneof().is_some_and(|o| !o.is_synthetic());
+                (!in_oneof).then_some(f.number())
+            })
+            .collect()
+    }
+
+    fn last_kind(&self) -> Option<Kind> {
+        self.0.last().map(FieldDescriptor::kind)
+    }
+
     /// The value at the end of the path; `None` when an intermediate message is unset.
     fn get<'a>(&self, message: &'a DynamicMessage) -> Option<Cow<'a, Value>> {
         let (last, parents) = self.0.split_last()?;
@@ -220,9 +242,53 @@ struct ReflectExtractor {
     args: Option<FieldPath>,
 }
 
+impl ReflectExtractor {
+    /// The same targets as a pass over the encoding ([`Fields`]), when every path allows it;
+    /// `None` leaves the method to a full `DynamicMessage` decode.
+    fn wire(&self) -> Option<Fields> {
+        let mut fields = Fields::new();
+        type Set = fn(Fields, &[u32]) -> Fields;
+        let texts: [(&Option<FieldPath>, Set); 6] = [
+            (&self.namespace, Fields::namespace),
+            (&self.instance, Fields::instance),
+            (&self.run, Fields::run),
+            (&self.workflow_type, Fields::workflow_type),
+            (&self.task_queue, Fields::task_queue),
+            (&self.name, Fields::name),
+        ];
+        for (path, set) in texts {
+            if let Some(path) = path {
+                fields = set(fields, &path.numbers()?);
+            }
+        }
+        if let Some(path) = &self.args {
+            let numbers = path.numbers()?;
+            fields = match path.last_kind()? {
+                Kind::Bytes => fields.json_args(&numbers),
+                Kind::String => fields.args(&numbers, |b| {
+                    std::str::from_utf8(b)
+                        .ok()
+                        .map(|s| serde_json::Value::String(s.to_owned()))
+                }),
+                Kind::Message(message) => fields.args_shared(
+                    &numbers,
+                    Arc::new(move |b: &[u8]| {
+                        let decoded = DynamicMessage::decode(message.clone(), b).ok()?;
+                        serde_json::to_value(&decoded).ok()
+                    }),
+                    true,
+                ),
+                // Scalars are not length-delimited; the full decode reads them.
+                _ => return None,
+            };
+        }
+        Some(fields)
+    }
+}
+
 impl Extract for ReflectExtractor {
-    fn extract(&self, bytes: &[u8], operation: &mut Operation) -> Result<(), DecodeError> {
-        let message = DynamicMessage::decode(self.message.clone(), bytes)
+    fn extract(&self, bytes: &Bytes, operation: &mut Operation) -> Result<(), DecodeError> {
+        let message = DynamicMessage::decode(self.message.clone(), bytes.as_ref())
             .map_err(|e| DecodeError::new(self.message.full_name(), e))?;
         let text = |path: &Option<FieldPath>| path.as_ref().and_then(|p| p.text(&message));
         operation.namespace = text(&self.namespace);

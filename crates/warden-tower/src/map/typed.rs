@@ -1,5 +1,6 @@
 use std::{any::type_name, marker::PhantomData, sync::Arc};
 
+use bytes::Bytes;
 use warden_core::Operation;
 
 use super::{DecodeError, Extract};
@@ -25,8 +26,9 @@ where
     M: prost::Message + Default + 'static,
     F: Fn(M, Operation) -> Operation + Send + Sync + 'static,
 {
-    fn extract(&self, message: &[u8], operation: &mut Operation) -> Result<(), DecodeError> {
-        let decoded = M::decode(message).map_err(|e| DecodeError::new(short_name::<M>(), e))?;
+    fn extract(&self, message: &Bytes, operation: &mut Operation) -> Result<(), DecodeError> {
+        let decoded =
+            M::decode(message.as_ref()).map_err(|e| DecodeError::new(short_name::<M>(), e))?;
         let blank = Operation::new(operation.kind, "", "");
         *operation = (self.extract)(decoded, std::mem::replace(operation, blank));
         Ok(())

@@ -1,0 +1,184 @@
+//! What Warden knows about a call, as one request extension.
+//!
+//! The classify layer inserts a [`Call`] holding the [`Operation`]; authentication adds the
+//! [`Claims`], authorization the [`Decision`]. Handlers and later layers read them through
+//! [`CallExt`], on `http::Extensions` (what `tonic::Request::extensions` returns too) or an
+//! `http::Request`:
+//!
+//! ```
+//! use warden_tower::CallExt;
+//!
+//! fn who_called<B>(request: &http::Request<B>) -> Option<&str> {
+//!     request.claims()?.subject.as_deref()
+//! }
+//! # let _ = who_called::<()>;
+//! ```
+//!
+//! One entry rather than one per value: every extension is a heap allocation and a map
+//! insert, paid on every call.
+
+use std::{fmt, sync::Arc};
+
+use http::{Extensions, Request};
+use warden_core::{Claims, Decision, Operation, RequestContext};
+
+use crate::{classify::stream::StreamChecks, rejection::SharedResponder};
+
+/// What Warden knows about a call; see the [module docs](self).
+#[derive(Clone)]
+pub struct Call {
+    operation: Option<Arc<Operation>>,
+    claims: Option<Arc<Claims>>,
+    decision: Option<Decision>,
+    pub(crate) context: RequestContext,
+    /// How every Warden layer answers a refusal of this call.
+    pub(crate) responder: Option<SharedResponder>,
+    /// The checks of later messages of a client stream.
+    pub(crate) checks: Option<Arc<StreamChecks>>,
+}
+
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("operation", &self.operation)
+            .field("claims", &self.claims)
+            .field("decision", &self.decision)
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Call {
+    pub(crate) fn classified(
+        operation: Operation,
+        context: RequestContext,
+        responder: SharedResponder,
+        checks: Option<Arc<StreamChecks>>,
+    ) -> Self {
+        Self {
+            operation: Some(Arc::new(operation)),
+            claims: None,
+            decision: None,
+            context,
+            responder: Some(responder),
+            checks,
+        }
+    }
+
+    /// A call classified as `operation`, as the classify layer records it; with
+    /// [`with_claims`](Self::with_claims) and [`with_decision`](Self::with_decision), what a
+    /// handler's unit test puts in its request to stand in for Warden's layers.
+    pub fn new(operation: impl Into<Arc<Operation>>) -> Self {
+        Self {
+            operation: Some(operation.into()),
+            claims: None,
+            decision: None,
+            context: RequestContext::default(),
+            responder: None,
+            checks: None,
+        }
+    }
+
+    /// This call authenticated as `claims`.
+    #[must_use]
+    pub fn with_claims(mut self, claims: impl Into<Arc<Claims>>) -> Self {
+        self.claims = Some(claims.into());
+        self
+    }
+
+    /// This call authorized by `decision`.
+    #[must_use]
+    pub fn with_decision(mut self, decision: Decision) -> Self {
+        self.decision = Some(decision);
+        self
+    }
+
+    /// The operation the classify layer decoded.
+    pub fn operation(&self) -> Option<&Arc<Operation>> {
+        self.operation.as_ref()
+    }
+
+    /// Who is calling, once authenticated.
+    pub fn claims(&self) -> Option<&Arc<Claims>> {
+        self.claims.as_ref()
+    }
+
+    /// The decision that let the call through, once authorized.
+    pub fn decision(&self) -> Option<&Decision> {
+        self.decision.as_ref()
+    }
+
+    /// Where the call came from.
+    pub fn context(&self) -> &RequestContext {
+        &self.context
+    }
+
+    /// The call in `extensions`, created empty if the classify layer did not run.
+    fn in_mut(extensions: &mut Extensions) -> &mut Self {
+        if extensions.get::<Self>().is_none() {
+            extensions.insert(Self {
+                operation: None,
+                claims: None,
+                decision: None,
+                context: RequestContext::default(),
+                responder: None,
+                checks: None,
+            });
+        }
+        match extensions.get_mut::<Self>() {
+            Some(call) => call,
+            None => unreachable!("inserted just above"),
+        }
+    }
+
+    pub(crate) fn set_claims(extensions: &mut Extensions, claims: Arc<Claims>) {
+        Self::in_mut(extensions).claims = Some(claims);
+    }
+
+    pub(crate) fn set_decision(extensions: &mut Extensions, decision: Decision) {
+        Self::in_mut(extensions).decision = Some(decision);
+    }
+
+    pub(crate) fn set_admitted(
+        extensions: &mut Extensions,
+        claims: Arc<Claims>,
+        decision: Decision,
+    ) {
+        let call = Self::in_mut(extensions);
+        call.claims = Some(claims);
+        call.decision = Some(decision);
+    }
+}
+
+/// Reads Warden's [`Call`] from request extensions.
+pub trait CallExt {
+    /// Warden's record of the call, if a Warden layer saw it.
+    fn warden_call(&self) -> Option<&Call>;
+
+    /// The operation the classify layer decoded.
+    fn operation(&self) -> Option<&Arc<Operation>> {
+        self.warden_call()?.operation()
+    }
+
+    /// Who is calling, once authenticated.
+    fn claims(&self) -> Option<&Arc<Claims>> {
+        self.warden_call()?.claims()
+    }
+
+    /// The decision that let the call through, once authorized.
+    fn decision(&self) -> Option<&Decision> {
+        self.warden_call()?.decision()
+    }
+}
+
+impl CallExt for Extensions {
+    fn warden_call(&self) -> Option<&Call> {
+        self.get::<Call>()
+    }
+}
+
+impl<B> CallExt for Request<B> {
+    fn warden_call(&self) -> Option<&Call> {
+        self.extensions().get::<Call>()
+    }
+}
