@@ -196,6 +196,53 @@ async fn in_process(iterations: usize) {
     );
 }
 
+/// The decoder alone: the field-number map (one pass over the encoding) against the same map
+/// decoding the whole message with prost, on the bench's message and on one whose unmapped
+/// `identity` field carries 64 KiB (as Temporal requests carry payloads and memos).
+fn decoders(iterations: usize) {
+    let fields = operation_map();
+    let typed = warden_example::typed_operation_map();
+    let path = path("SignalWorkflow");
+    let (fields, typed) = (fields.get(&path).unwrap(), typed.get(&path).unwrap());
+    let small = Bytes::from(prost::Message::encode_to_vec(&signal_message()));
+    let mut big = signal_message();
+    big.identity = "x".repeat(64 * 1024);
+    let big = Bytes::from(prost::Message::encode_to_vec(&big));
+    println!("## Decoding the first message ({iterations} decodes each, interleaved)\n");
+    println!("| message | field numbers (wire pass) | prost (whole message) | ratio |");
+    println!("|---|---|---|---|");
+    for (name, message) in [
+        ("the bench's message", &small),
+        ("with 64 KiB unmapped", &big),
+    ] {
+        let name = format!("{name}, {} bytes", message.len());
+        assert_eq!(
+            fields.decode(message).unwrap(),
+            typed.decode(message).unwrap()
+        );
+        let (mut a, mut b) = (
+            Vec::with_capacity(iterations),
+            Vec::with_capacity(iterations),
+        );
+        for _ in 0..iterations {
+            let t = Instant::now();
+            std::hint::black_box(fields.decode(std::hint::black_box(message)).unwrap());
+            a.push(t.elapsed().as_nanos() as f64);
+            let t = Instant::now();
+            std::hint::black_box(typed.decode(std::hint::black_box(message)).unwrap());
+            b.push(t.elapsed().as_nanos() as f64);
+        }
+        let (a, b) = (median(a), median(b));
+        println!(
+            "| {name} | {:.2} µs | {:.2} µs | {:.1}× |",
+            a / 1e3,
+            b / 1e3,
+            b / a
+        );
+    }
+    println!();
+}
+
 // ---- 2. over loopback ----------------------------------------------------------------------
 
 async fn listen() -> (TcpListener, SocketAddr) {
@@ -495,6 +542,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(in_process(if quick { 500 } else { 50_000 }));
+    decoders(if quick { 500 } else { 50_000 });
     if args.iter().any(|a| a == "--in-process") {
         return;
     }
