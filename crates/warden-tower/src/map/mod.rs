@@ -1,10 +1,12 @@
 //! Operation maps: from a method to the [`Operation`] a call performs.
 //!
 //! An [`OperationMap`] says, per gRPC method, the operation kind and how to pull the target
-//! (namespace, instance, operation name, arguments) out of the request message. Build one from
-//! typed prost messages with [`OperationMapBuilder::typed`], or at run time from a protobuf
-//! descriptor set and field paths with [`ReflectConfig`] (feature `reflect`). Plain HTTP routes
-//! are mapped by [`HttpOperationMap`].
+//! (namespace, instance, operation name, arguments) out of the request message. Build one
+//! from field numbers with [`OperationMapBuilder::fields`] (one pass over the encoding, no
+//! decode: the fastest), from typed prost messages with [`OperationMapBuilder::typed`] (where
+//! a target needs logic), or at run time from a protobuf descriptor set and field paths with
+//! [`ReflectConfig`] (feature `reflect`; compiled to the field-number pass where it can be).
+//! Plain HTTP routes are mapped by [`HttpOperationMap`].
 //!
 //! ```
 //! use warden_core::OperationKind;
