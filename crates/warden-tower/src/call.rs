@@ -25,11 +25,11 @@ use warden_core::{Claims, Decision, Operation, RequestContext};
 use crate::{classify::stream::StreamChecks, rejection::SharedResponder};
 
 /// What Warden knows about a call; see the [module docs](self).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Call {
     operation: Option<Arc<Operation>>,
-    claims: Option<Arc<Claims>>,
-    decision: Option<Decision>,
+    pub(crate) claims: Option<Arc<Claims>>,
+    pub(crate) decision: Option<Decision>,
     pub(crate) context: RequestContext,
     /// How every Warden layer answers a refusal of this call.
     pub(crate) responder: Option<SharedResponder>,
@@ -57,11 +57,10 @@ impl Call {
     ) -> Self {
         Self {
             operation: Some(Arc::new(operation)),
-            claims: None,
-            decision: None,
             context,
             responder: Some(responder),
             checks,
+            ..Self::default()
         }
     }
 
@@ -71,11 +70,7 @@ impl Call {
     pub fn new(operation: impl Into<Arc<Operation>>) -> Self {
         Self {
             operation: Some(operation.into()),
-            claims: None,
-            decision: None,
-            context: RequestContext::default(),
-            responder: None,
-            checks: None,
+            ..Self::default()
         }
     }
 
@@ -113,40 +108,10 @@ impl Call {
         &self.context
     }
 
-    /// The call in `extensions`, created empty if the classify layer did not run.
-    fn in_mut(extensions: &mut Extensions) -> &mut Self {
-        if extensions.get::<Self>().is_none() {
-            extensions.insert(Self {
-                operation: None,
-                claims: None,
-                decision: None,
-                context: RequestContext::default(),
-                responder: None,
-                checks: None,
-            });
-        }
-        match extensions.get_mut::<Self>() {
-            Some(call) => call,
-            None => unreachable!("inserted just above"),
-        }
-    }
-
-    pub(crate) fn set_claims(extensions: &mut Extensions, claims: Arc<Claims>) {
-        Self::in_mut(extensions).claims = Some(claims);
-    }
-
-    pub(crate) fn set_decision(extensions: &mut Extensions, decision: Decision) {
-        Self::in_mut(extensions).decision = Some(decision);
-    }
-
-    pub(crate) fn set_admitted(
-        extensions: &mut Extensions,
-        claims: Arc<Claims>,
-        decision: Decision,
-    ) {
-        let call = Self::in_mut(extensions);
-        call.claims = Some(claims);
-        call.decision = Some(decision);
+    /// The call in `extensions`, for a layer to record what it proved; created empty if the
+    /// classify layer did not run.
+    pub(crate) fn in_mut(extensions: &mut Extensions) -> &mut Self {
+        extensions.get_or_insert_default()
     }
 }
 

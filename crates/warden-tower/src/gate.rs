@@ -58,19 +58,21 @@ pub trait Admit: Send + 'static {
 
 impl Admit for Arc<warden_core::Claims> {
     fn admit(self, extensions: &mut http::Extensions) {
-        Call::set_claims(extensions, self);
+        Call::in_mut(extensions).claims = Some(self);
     }
 }
 
 impl Admit for warden_core::Decision {
     fn admit(self, extensions: &mut http::Extensions) {
-        Call::set_decision(extensions, self);
+        Call::in_mut(extensions).decision = Some(self);
     }
 }
 
 impl Admit for (Arc<warden_core::Claims>, warden_core::Decision) {
     fn admit(self, extensions: &mut http::Extensions) {
-        Call::set_admitted(extensions, self.0, self.1);
+        let call = Call::in_mut(extensions);
+        call.claims = Some(self.0);
+        call.decision = Some(self.1);
     }
 }
 

@@ -45,8 +45,7 @@ use warden_core::{Answer, AuthzRequest, Decision, KindSet, OperationKind, Policy
 
 use crate::{
     body::ResponseBody,
-    call::Call,
-    call::CallExt,
+    call::{Call, CallExt},
     classify::stream::no_layer_decides,
     gate::{Admit, Gate},
     rejection::{Code, Rejection},

@@ -262,21 +262,31 @@ impl OperationMapBuilder {
     /// encoding: the fastest way, and the one to use unless a target needs logic (a `oneof`, a
     /// repeated field); see [`Fields`].
     pub fn fields(self, path: &str, kind: OperationKind, fields: Fields) -> Self {
-        match fields.extractor(&format!("the request of {path}")) {
-            Ok(extractor) => self.push(path, kind, Some(extractor), |spec| spec),
-            Err(error) => self.push_error(path, error),
-        }
+        self.push_fields(path, kind, &fields, false)
     }
 
     /// Like [`fields`](Self::fields), for a client-streaming method: every message is read
     /// and authorized, not only the first.
     pub fn fields_client_streaming(self, path: &str, kind: OperationKind, fields: Fields) -> Self {
+        self.push_fields(path, kind, &fields, true)
+    }
+
+    fn push_fields(
+        mut self,
+        path: &str,
+        kind: OperationKind,
+        fields: &Fields,
+        client_streaming: bool,
+    ) -> Self {
         match fields.extractor(&format!("the request of {path}")) {
             Ok(extractor) => self.push(path, kind, Some(extractor), |mut spec| {
-                spec.client_streaming = true;
+                spec.client_streaming = client_streaming;
                 spec
             }),
-            Err(error) => self.push_error(path, error),
+            Err(error) => {
+                self.methods.push((path.to_owned(), Err(error)));
+                self
+            }
         }
     }
 
@@ -336,11 +346,6 @@ impl OperationMapBuilder {
                 reason,
             });
         self.methods.push((path.to_owned(), spec));
-        self
-    }
-
-    fn push_error(mut self, path: &str, error: MapError) -> Self {
-        self.methods.push((path.to_owned(), Err(error)));
         self
     }
 
