@@ -26,6 +26,8 @@ pub struct ProxyProcess {
     pub dir: PathBuf,
     /// Standard error, read by a thread.
     pub logs: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The thread reading standard error; it ends when the child closes it.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// A scratch directory under the target dir.
@@ -63,7 +65,7 @@ impl ProxyProcess {
         let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let sink = std::sync::Arc::clone(&logs);
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut logs = sink.lock().unwrap();
                 logs.push_str(&line);
@@ -101,6 +103,7 @@ impl ProxyProcess {
             metrics,
             dir,
             logs,
+            stderr_reader: Some(stderr_reader),
         }
     }
 
@@ -109,13 +112,18 @@ impl ProxyProcess {
         format!("http://{}", self.address)
     }
 
-    /// Sends SIGTERM and waits for the exit status.
+    /// Sends SIGTERM and waits for the exit status, and for `logs` to hold everything the
+    /// proxy wrote to standard error.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
-        self.child.wait().unwrap()
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.stderr_reader.take() {
+            reader.join().unwrap();
+        }
+        status
     }
 
     /// The current Prometheus text.
