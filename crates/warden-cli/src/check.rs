@@ -9,7 +9,7 @@ use std::{
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use warden_core::{
-    AuthzRequest, Claims, Decision, Effect, Operation, OperationKind, Roles,
+    AuthzRequest, Claims, Decision, Effect, Operation, OperationKind, Roles, Text,
     instances::{InstanceKey, InstanceStore, MemoryInstanceStore, SharedInstanceStore},
 };
 use warden_policy::config::PoliciesConfig;
@@ -140,12 +140,12 @@ impl CheckRequest {
         for also in &self.also {
             op = op.also(kind(also)?);
         }
-        op.namespace = self.namespace.clone();
-        op.instance_id = self.instance.clone();
-        op.run_id = self.run.clone();
-        op.workflow_type = self.workflow_type.clone();
-        op.task_queue = self.task_queue.clone();
-        op.name = self.name.clone();
+        op.namespace = self.namespace.as_deref().map(Text::new);
+        op.instance_id = self.instance.as_deref().map(Text::new);
+        op.run_id = self.run.as_deref().map(Text::new);
+        op.workflow_type = self.workflow_type.as_deref().map(Text::new);
+        op.task_queue = self.task_queue.as_deref().map(Text::new);
+        op.name = self.name.as_deref().map(Text::new);
         if let Some(args) = &self.args {
             op = op.with_args(args.clone());
         }
@@ -178,7 +178,10 @@ pub(crate) fn check(config_path: &Path, config: &str, request: &str) -> Result<O
         let store = MemoryInstanceStore::new();
         let operation = request.operation()?;
         if let (Some(state), Some(instance)) = (&request.instance_state, &operation.instance_id) {
-            let key = InstanceKey::new(operation.namespace.clone().unwrap_or_default(), instance);
+            let key = InstanceKey::new(
+                operation.namespace.as_deref().unwrap_or_default(),
+                instance.as_str(),
+            );
             if let Some(initiator) = &state.initiator {
                 store
                     .record_initiator(&key, initiator)

@@ -43,7 +43,7 @@ pub use args::{Args, ArgsDecoder, SharedArgsDecoder};
 pub use claims::{Claims, Roles, UnknownRole};
 pub use decision::{Decision, Effect, Obligation};
 pub use identity::{AuthError, AuthInfo, ClaimMapper, Secret};
-pub use operation::{KindSet, Operation, OperationKind, ParseKindError};
+pub use operation::{KindSet, Operation, OperationKind, ParseKindError, Text};
 pub use policy::{Evaluation, Policy, PolicyError, PolicyErrorKind, SharedPolicy};
 pub use request::{AuthzRequest, Protocol, RequestContext};
 

@@ -144,6 +144,12 @@ impl fmt::Debug for KindSet {
     }
 }
 
+/// The text of an operation's targets: an immutable string that keeps up to 23 bytes inline
+/// (namespaces, most workflow ids, signal and query names) and shares longer ones, so decoding
+/// a call's targets allocates nothing in the usual case. It derefs to `str`:
+/// `op.namespace.as_deref() == Some("orders")`.
+pub type Text = smol_str::SmolStr;
+
 /// What one call (or one message of a stream) asks to do, decoded from its method and payload.
 ///
 /// Text fields are `None` when the call does not carry them (proto3's empty string counts as
@@ -160,17 +166,17 @@ pub struct Operation {
     /// The method name (`SignalWorkflow`), or the HTTP route template.
     pub method: Arc<str>,
     /// The namespace the call targets.
-    pub namespace: Option<String>,
+    pub namespace: Option<Text>,
     /// The instance (workflow id) the call targets.
-    pub instance_id: Option<String>,
+    pub instance_id: Option<Text>,
     /// The run of the instance.
-    pub run_id: Option<String>,
+    pub run_id: Option<Text>,
     /// The workflow type, for calls that name one.
-    pub workflow_type: Option<String>,
+    pub workflow_type: Option<Text>,
     /// The task queue, for calls that name one.
-    pub task_queue: Option<String>,
+    pub task_queue: Option<Text>,
     /// The operation name: the signal name, query type or update name.
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// The arguments, decoded as JSON when a policy first reads them.
     pub args: Args,
 }
@@ -211,43 +217,43 @@ impl Operation {
 
     /// Sets the namespace (an empty string means none).
     #[must_use]
-    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = non_empty(namespace.into());
+    pub fn with_namespace(mut self, namespace: impl AsRef<str>) -> Self {
+        self.namespace = non_empty(namespace.as_ref());
         self
     }
 
     /// Sets the instance id (an empty string means none).
     #[must_use]
-    pub fn with_instance(mut self, instance_id: impl Into<String>) -> Self {
-        self.instance_id = non_empty(instance_id.into());
+    pub fn with_instance(mut self, instance_id: impl AsRef<str>) -> Self {
+        self.instance_id = non_empty(instance_id.as_ref());
         self
     }
 
     /// Sets the run id (an empty string means none).
     #[must_use]
-    pub fn with_run(mut self, run_id: impl Into<String>) -> Self {
-        self.run_id = non_empty(run_id.into());
+    pub fn with_run(mut self, run_id: impl AsRef<str>) -> Self {
+        self.run_id = non_empty(run_id.as_ref());
         self
     }
 
     /// Sets the workflow type (an empty string means none).
     #[must_use]
-    pub fn with_workflow_type(mut self, workflow_type: impl Into<String>) -> Self {
-        self.workflow_type = non_empty(workflow_type.into());
+    pub fn with_workflow_type(mut self, workflow_type: impl AsRef<str>) -> Self {
+        self.workflow_type = non_empty(workflow_type.as_ref());
         self
     }
 
     /// Sets the task queue (an empty string means none).
     #[must_use]
-    pub fn with_task_queue(mut self, task_queue: impl Into<String>) -> Self {
-        self.task_queue = non_empty(task_queue.into());
+    pub fn with_task_queue(mut self, task_queue: impl AsRef<str>) -> Self {
+        self.task_queue = non_empty(task_queue.as_ref());
         self
     }
 
     /// Sets the operation name: signal name, query type or update name.
     #[must_use]
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = non_empty(name.into());
+    pub fn with_name(mut self, name: impl AsRef<str>) -> Self {
+        self.name = non_empty(name.as_ref());
         self
     }
 
@@ -273,8 +279,8 @@ impl Operation {
     }
 }
 
-fn non_empty(value: String) -> Option<String> {
-    (!value.is_empty()).then_some(value)
+fn non_empty(value: &str) -> Option<Text> {
+    (!value.is_empty()).then(|| Text::new(value))
 }
 
 #[cfg(test)]

@@ -173,19 +173,10 @@ impl Config {
         extensions: &http::Extensions,
     ) -> Result<AuthInfo, AuthError> {
         let mut info = AuthInfo::new();
-        if let Some(value) = headers.get(http::header::AUTHORIZATION) {
-            let value = value
-                .to_str()
-                .map_err(|_| AuthError::invalid("malformed authorization header"))?;
-            if let Some((scheme, token)) = value.trim().split_once(' ')
-                && scheme.eq_ignore_ascii_case("bearer")
-            {
-                let token = token.trim();
-                if token.is_empty() {
-                    return Err(AuthError::invalid("empty bearer token"));
-                }
-                info = info.with_bearer(Secret::new(token));
-            }
+        if let Some(value) = headers.get(http::header::AUTHORIZATION)
+            && let Some(token) = bearer_token(value.as_bytes())?
+        {
+            info = info.with_bearer(Secret::new(token));
         }
         if let Some(name) = &self.api_key_header
             && let Some(value) = headers.get(name)
@@ -230,6 +221,29 @@ impl Config {
             }
         }
     }
+}
+
+/// The token of an `authorization: Bearer <token>` value (scheme case-insensitive); `None`
+/// for other schemes. A JWT is about a kilobyte: the value is checked with word-at-a-time
+/// ASCII and UTF-8 passes (a header value holds no control characters but tab already) and
+/// split at the known prefix, not scanned byte by byte.
+fn bearer_token(value: &[u8]) -> Result<Option<&str>, AuthError> {
+    let value = std::str::from_utf8(value)
+        .ok()
+        .filter(|v| v.is_ascii())
+        .ok_or_else(|| AuthError::invalid("malformed authorization header"))?;
+    let value = value.trim();
+    let Some(scheme) = value.get(..7) else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer ") {
+        return Ok(None);
+    }
+    let token = value[7..].trim();
+    if token.is_empty() {
+        return Err(AuthError::invalid("empty bearer token"));
+    }
+    Ok(Some(token))
 }
 
 pub(crate) fn rejection(error: &AuthError) -> Rejection {

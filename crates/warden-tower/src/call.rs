@@ -50,13 +50,13 @@ impl fmt::Debug for Call {
 
 impl Call {
     pub(crate) fn classified(
-        operation: Operation,
+        operation: Arc<Operation>,
         context: RequestContext,
         responder: SharedResponder,
         checks: Option<Arc<StreamChecks>>,
     ) -> Self {
         Self {
-            operation: Some(Arc::new(operation)),
+            operation: Some(operation),
             context,
             responder: Some(responder),
             checks,

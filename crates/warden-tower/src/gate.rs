@@ -96,7 +96,9 @@ pin_project! {
         /// Waiting for the check.
         Checking {
             check: AnswerFuture<Admission<T>>,
-            pending: Option<(S, Request<B>, SharedResponder, Protocol)>,
+            // Boxed: only calls that wait for a check pay for keeping the request, and the
+            // future every call carries stays small.
+            pending: Option<Box<(S, Request<B>, SharedResponder, Protocol)>>,
         },
         /// The inner service is answering.
         Calling { #[pin] future: S::Future },
@@ -142,7 +144,7 @@ where
         Self {
             state: GateState::Checking {
                 check: check.into_future(),
-                pending: Some((inner, request, responder, protocol)),
+                pending: Some(Box::new((inner, request, responder, protocol))),
             },
         }
     }
@@ -161,9 +163,10 @@ where
             match state.as_mut().project() {
                 GateProj::Checking { check, pending } => {
                     let admission = ready!(Pin::new(check).poll(cx));
-                    let Some((mut inner, mut request, responder, protocol)) = pending.take() else {
+                    let Some(pending) = pending.take() else {
                         unreachable!("Gate polled after completion");
                     };
+                    let (mut inner, mut request, responder, protocol) = *pending;
                     match admission {
                         Ok(extension) => {
                             extension.admit(request.extensions_mut());

@@ -57,15 +57,13 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let call = request.extensions().get::<Call>();
-        let Some(operation) = call.and_then(Call::operation).cloned() else {
+        let Some(operation) = call.and_then(Call::operation) else {
             let rejection = Rejection::new(
                 Code::Internal,
                 "warden misconfigured: no operation in the request",
             );
             return Gate::refused(&request, &rejection);
         };
-        let context = call.map(|c| c.context.clone()).unwrap_or_default();
-        let checks = call.and_then(|c| c.checks.clone());
         let info = match self
             .authenticate
             .auth_info(request.headers(), request.extensions())
@@ -73,25 +71,30 @@ where
             Ok(info) => info,
             Err(error) => return Gate::refused(&request, &auth_rejection(&error)),
         };
-        let authorizers = Arc::clone(&self.authorizers);
-        let kind = operation.kind;
-        let decide = move |claims: Arc<Claims>| {
-            if let Some(checks) = &checks {
-                checks.register(Arc::clone(&authorizers), Arc::clone(&claims));
-            }
-            let authz = AuthzRequest::new(Arc::clone(&claims), operation).with_context(context);
-            match check_all(&authorizers, &authz, false) {
-                Answer::Ready(result) => Answer::Ready(admitted(claims, result, kind)),
-                Answer::Pending(check) => {
-                    Answer::pending(async move { admitted(claims, check.await, kind) })
-                }
-            }
-        };
         let answer = match self.authenticate.map(&info) {
-            Answer::Ready(Ok(claims)) => decide(claims),
+            // The usual case: claims and decision known now, nothing kept for later.
+            Answer::Ready(Ok(claims)) => {
+                let authz = AuthzRequest::new(claims, Arc::clone(operation))
+                    .with_context(call.map(|c| c.context.clone()).unwrap_or_default());
+                if let Some(checks) = call.and_then(|c| c.checks.as_ref()) {
+                    checks.register(Arc::clone(&self.authorizers), Arc::clone(&authz.subject));
+                }
+                decide(&self.authorizers, authz)
+            }
             Answer::Ready(Err(rejection)) => return Gate::refused(&request, &rejection),
             Answer::Pending(mapping) => {
-                Answer::pending(async move { decide(mapping.await?).await })
+                let authorizers = Arc::clone(&self.authorizers);
+                let operation = Arc::clone(operation);
+                let context = call.map(|c| c.context.clone()).unwrap_or_default();
+                let checks = call.and_then(|c| c.checks.clone());
+                Answer::pending(async move {
+                    let claims = mapping.await?;
+                    if let Some(checks) = &checks {
+                        checks.register(Arc::clone(&authorizers), Arc::clone(&claims));
+                    }
+                    let authz = AuthzRequest::new(claims, operation).with_context(context);
+                    decide(&authorizers, authz).await
+                })
             }
         };
         match answer {
@@ -104,6 +107,20 @@ where
             Answer::Pending(check) => {
                 Gate::deferred(&mut self.inner, request, Answer::Pending(check))
             }
+        }
+    }
+}
+
+/// Runs every authorizer that applies over `authz`; some must decide and none may deny.
+fn decide(
+    authorizers: &Arc<[Authorizer]>,
+    authz: AuthzRequest,
+) -> Answer<Result<Admitted, Rejection>> {
+    let kind = authz.operation.kind;
+    match check_all(authorizers, &authz, false) {
+        Answer::Ready(result) => Answer::Ready(admitted(authz.subject, result, kind)),
+        Answer::Pending(check) => {
+            Answer::pending(async move { admitted(authz.subject, check.await, kind) })
         }
     }
 }

@@ -1,5 +1,7 @@
 use std::{collections::HashMap, fmt, sync::Arc};
 
+use foldhash::fast::RandomState;
+
 use super::{AuthError, AuthInfo, ClaimMapper, Mapping};
 use crate::{Answer, Claims};
 
@@ -7,7 +9,7 @@ use crate::{Answer, Claims};
 /// given. Production deployments use the JWT, mTLS or hashed API-key mappers.
 #[derive(Clone, Default)]
 pub struct StaticTokenMapper {
-    tokens: HashMap<String, Arc<Claims>>,
+    tokens: HashMap<String, Arc<Claims>, RandomState>,
     anonymous: Option<Arc<Claims>>,
 }
 

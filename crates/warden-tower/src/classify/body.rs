@@ -27,7 +27,9 @@ pub struct ClassifiedBody<B> {
     inner: B,
     ready: Option<Bytes>,
     held: BytesMut,
-    trailers: Option<HeaderMap>,
+    // Boxed, as the inspector: request trailers are rare, and the body is moved with the
+    // request through every layer.
+    trailers: Option<Box<HeaderMap>>,
     inner_done: bool,
     failed: bool,
     inspector: Option<Box<Inspector>>,
@@ -82,7 +84,7 @@ impl<B> ClassifiedBody<B> {
             inner,
             ready: ready.filter(|b| !b.is_empty()),
             held,
-            trailers,
+            trailers: trailers.map(Box::new),
             inner_done,
             failed: false,
             inspector: inspector.map(Box::new),
@@ -201,7 +203,7 @@ where
                     let have = this.held.len();
                     return this.fail(truncated(have, need));
                 }
-                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
+                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(*t))));
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -212,7 +214,7 @@ where
                     Ok(data) => return Poll::Ready(Some(Ok(Frame::data(data)))),
                     Err(frame) => {
                         if let Ok(trailers) = frame.into_trailers() {
-                            this.trailers = Some(trailers);
+                            this.trailers = Some(Box::new(trailers));
                         }
                         this.inner_done = true;
                     }

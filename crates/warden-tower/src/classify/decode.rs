@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use bytes::Bytes;
 use warden_core::Operation;
 
@@ -14,7 +16,7 @@ pub(crate) fn decode_frame(
     max_message_size: usize,
     frame: &Bytes,
     compressed: bool,
-) -> Result<Operation, Rejection> {
+) -> Result<Arc<Operation>, Rejection> {
     let payload = &frame[HEADER_LEN..];
     let message = if compressed {
         let encoding = match encoding {
@@ -43,7 +45,7 @@ pub(crate) fn decode_frame(
         // Not copied: arguments the extractor keeps are a slice of the frame.
         frame.slice(HEADER_LEN..)
     };
-    spec.decode(&message)
+    spec.decode_shared(&message)
         .map_err(|e| Rejection::new(Code::InvalidArgument, e.to_string()))
 }
 

@@ -34,7 +34,7 @@ use std::{
     net::SocketAddr,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 
@@ -336,7 +336,7 @@ where
             } => {
                 let mut parts = parts;
                 let context = self.config.context(protocol, &parts.extensions);
-                insert_extensions(&mut parts, &self.config, operation, context, None);
+                insert_extensions(&mut parts, &self.config, Arc::new(operation), context, None);
                 let request = Request::from_parts(parts, ClassifiedBody::passthrough(body));
                 // Classified from the head alone: the ready inner service is called directly.
                 return ResponseFuture::calling(self.inner.call(request));
@@ -358,19 +358,42 @@ where
                 }
             }
         };
-        // The inner service is called once the body is read: take the ready one, leave a clone.
-        let clone = self.inner.clone();
-        let inner = mem::replace(&mut self.inner, clone);
-        ResponseFuture::reading(Reading {
-            inner,
-            parts,
-            body,
-            buf: BytesMut::new(),
-            trailers: None,
-            target,
-            config: Arc::clone(&self.config),
-            deadline: None,
-        })
+        let mut body = body;
+        let mut reader = Reader::new(target);
+        // The message usually arrived with the headers (h2 reads every frame the socket holds
+        // before it hands out a request): read it now, and a call decided at once goes to the
+        // ready inner service directly, with no state kept across polls. A waker that does
+        // nothing is enough here: if the body is not ready, the future polls it again with
+        // the task's own waker before anything waits on it.
+        let mut cx = Context::from_waker(Waker::noop());
+        match reader.poll_read(&mut body, &self.config, &mut cx) {
+            Poll::Ready(Read::Proceed {
+                operation,
+                replay,
+                done,
+            }) => {
+                let (request, denial) =
+                    reader.into_request(parts, body, &self.config, operation, replay, done);
+                let future = self.inner.call(request);
+                ResponseFuture::calling_watching(future, denial, &self.config.responder)
+            }
+            Poll::Ready(Read::Refuse(rejection, protocol)) => {
+                ResponseFuture::refused(self.config.responder.respond(&rejection, protocol))
+            }
+            Poll::Pending => {
+                // The inner service is called once the body is read: take the ready one,
+                // leave a clone.
+                let clone = self.inner.clone();
+                let inner = mem::replace(&mut self.inner, clone);
+                ResponseFuture::reading(Reading {
+                    inner,
+                    parts,
+                    body,
+                    reader,
+                    config: Arc::clone(&self.config),
+                })
+            }
+        }
     }
 }
 
@@ -384,7 +407,7 @@ impl Config {
 fn insert_extensions(
     parts: &mut Parts,
     config: &Config,
-    operation: Operation,
+    operation: Arc<Operation>,
     context: RequestContext,
     checks: Option<Arc<StreamChecks>>,
 ) {
@@ -407,15 +430,21 @@ enum Target {
     },
 }
 
-/// A request whose body is being read before classification completes.
+/// A request whose body is still being read when the inner service's call is due: kept
+/// (boxed) across polls.
 struct Reading<S, B> {
     inner: S,
     parts: Parts,
     body: B,
+    reader: Reader,
+    config: Arc<Config>,
+}
+
+/// What has been read of a request body so far, and what it is read for.
+struct Reader {
     buf: BytesMut,
     trailers: Option<HeaderMap>,
     target: Target,
-    config: Arc<Config>,
     /// Started the first time the body is not ready.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
@@ -423,28 +452,37 @@ struct Reading<S, B> {
 /// What reading produced.
 enum Read {
     Proceed {
-        operation: Operation,
+        operation: Arc<Operation>,
         replay: Option<Bytes>,
         done: bool,
     },
     Refuse(Rejection, Protocol),
 }
 
-impl<S, B> Reading<S, B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Read> {
+impl Reader {
+    fn new(target: Target) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            trailers: None,
+            target,
+            deadline: None,
+        }
+    }
+
+    fn poll_read<B>(&mut self, body: &mut B, config: &Config, cx: &mut Context<'_>) -> Poll<Read>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BoxError>,
+    {
         let protocol = match self.target {
             Target::FirstMessage { .. } => Protocol::Grpc,
             Target::WholeJson { .. } => Protocol::Http,
         };
-        let limit = self.config.max_message_size;
+        let limit = config.max_message_size;
         loop {
             let mut done = false;
-            match Pin::new(&mut self.body).poll_frame(cx) {
-                Poll::Pending => return self.wait(cx, protocol),
+            match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Pending => return self.wait(config, cx, protocol),
                 Poll::Ready(None) => done = true,
                 Poll::Ready(Some(Err(error))) => {
                     let error: BoxError = error.into();
@@ -458,7 +496,7 @@ where
                     Ok(data) => {
                         // The common case: the first DATA frame holds the whole message, so
                         // it is decoded and replayed without a copy.
-                        if let Some(read) = self.whole_first_message(&data) {
+                        if let Some(read) = self.whole_first_message(&data, config) {
                             return Poll::Ready(read);
                         }
                         self.buf.extend_from_slice(&data);
@@ -488,7 +526,7 @@ where
                             ));
                         }
                         if self.buf.len() >= header.frame_len() {
-                            return Poll::Ready(self.first_message(header, done));
+                            return Poll::Ready(self.first_message(header, done, config));
                         }
                     }
                     if done {
@@ -509,7 +547,7 @@ where
 
     /// Decodes the first message straight from `data` when nothing is buffered yet and `data`
     /// holds all of it; `None` leaves every other case to the buffered path.
-    fn whole_first_message(&mut self, data: &Bytes) -> Option<Read> {
+    fn whole_first_message(&mut self, data: &Bytes, config: &Config) -> Option<Read> {
         let Target::FirstMessage { .. } = self.target else {
             return None;
         };
@@ -517,17 +555,24 @@ where
             return None;
         }
         let header = FrameHeader::parse(data).ok()??;
-        if header.len > self.config.max_message_size || data.len() < header.frame_len() {
+        if header.len > config.max_message_size || data.len() < header.frame_len() {
             return None;
         }
         // Whatever follows the first message (rare in one DATA frame) is replayed after it.
-        self.buf.extend_from_slice(&data[header.frame_len()..]);
-        Some(self.decode_first(header, data.slice(..header.frame_len()), false))
+        if data.len() > header.frame_len() {
+            self.buf.extend_from_slice(&data[header.frame_len()..]);
+        }
+        Some(self.decode_first(
+            header,
+            data.slice(..header.frame_len()),
+            false,
+            config.max_message_size,
+        ))
     }
 
     /// The body is not ready: start (or check) the first-message deadline.
-    fn wait(&mut self, cx: &mut Context<'_>, protocol: Protocol) -> Poll<Read> {
-        let Some(timeout) = self.config.first_message_timeout else {
+    fn wait(&mut self, config: &Config, cx: &mut Context<'_>, protocol: Protocol) -> Poll<Read> {
+        let Some(timeout) = config.first_message_timeout else {
             return Poll::Pending;
         };
         if self.deadline.is_none() {
@@ -554,22 +599,16 @@ where
         }
     }
 
-    fn first_message(&mut self, header: FrameHeader, done: bool) -> Read {
+    fn first_message(&mut self, header: FrameHeader, done: bool, config: &Config) -> Read {
         let frame = self.buf.split_to(header.frame_len()).freeze();
-        self.decode_first(header, frame, done)
+        self.decode_first(header, frame, done, config.max_message_size)
     }
 
-    fn decode_first(&self, header: FrameHeader, frame: Bytes, done: bool) -> Read {
+    fn decode_first(&self, header: FrameHeader, frame: Bytes, done: bool, limit: usize) -> Read {
         let Target::FirstMessage { spec, encoding } = &self.target else {
             unreachable!("first_message on a non-gRPC read");
         };
-        let operation = match decode_frame(
-            spec,
-            encoding,
-            self.config.max_message_size,
-            &frame,
-            header.compressed,
-        ) {
+        let operation = match decode_frame(spec, encoding, limit, &frame, header.compressed) {
             Ok(operation) => operation,
             Err(rejection) => return Read::Refuse(rejection, Protocol::Grpc),
         };
@@ -602,7 +641,7 @@ where
             return Read::Refuse(rejection, Protocol::Grpc);
         }
         // An empty client stream: authorize the method itself.
-        let operation = spec.operation();
+        let operation = Arc::new(spec.operation());
         Read::Proceed {
             operation,
             replay: None,
@@ -631,7 +670,7 @@ where
             }
         }
         Read::Proceed {
-            operation,
+            operation: Arc::new(operation),
             replay: Some(self.buf.split().freeze()),
             done: true,
         }
@@ -639,20 +678,19 @@ where
 
     /// Hands the request on with its operation; returns it with the shared stream-denial
     /// slot when later messages are checked.
-    fn into_request(
+    fn into_request<B>(
         self,
-        operation: Operation,
+        mut parts: Parts,
+        body: B,
+        config: &Arc<Config>,
+        operation: Arc<Operation>,
         replay: Option<Bytes>,
         done: bool,
-    ) -> (S, Request<ClassifiedBody<B>>, Option<Arc<StreamDenial>>) {
+    ) -> (Request<ClassifiedBody<B>>, Option<Arc<StreamDenial>>) {
         let Self {
-            inner,
-            mut parts,
-            body,
-            mut buf,
+            buf,
             trailers,
             target,
-            config,
             deadline: _,
         } = self;
         let (protocol, inspect) = match target {
@@ -666,13 +704,13 @@ where
         let checks = inspect
             .as_ref()
             .map(|_| Arc::new(StreamChecks::new(context.clone())));
-        insert_extensions(&mut parts, &config, operation, context, checks.clone());
+        insert_extensions(&mut parts, config, operation, context, checks.clone());
         let denial = checks.as_ref().map(|c| Arc::clone(&c.denial));
         let inspector = inspect.zip(checks).map(|((spec, encoding), checks)| {
             Inspector::new(spec, encoding, config.max_message_size, checks, 1)
         });
-        let body = ClassifiedBody::new(body, replay, buf.split(), trailers, done, inspector);
-        (inner, Request::from_parts(parts, body), denial)
+        let body = ClassifiedBody::new(body, replay, buf, trailers, done, inspector);
+        (Request::from_parts(parts, body), denial)
     }
 }
 
@@ -693,7 +731,7 @@ pin_project! {
     where
         S: Service<Request<ClassifiedBody<B>>>,
     {
-        Reading { reading: Option<Reading<S, B>> },
+        Reading { reading: Option<Box<Reading<S, B>>> },
         Calling { #[pin] future: S::Future, denial: Option<(Arc<StreamDenial>, SharedResponder)> },
         Refused { response: Option<Response<Bytes>> },
     }
@@ -706,7 +744,20 @@ where
     fn reading(reading: Reading<S, B>) -> Self {
         Self {
             state: State::Reading {
-                reading: Some(reading),
+                reading: Some(Box::new(reading)),
+            },
+        }
+    }
+
+    fn calling_watching(
+        future: S::Future,
+        denial: Option<Arc<StreamDenial>>,
+        responder: &SharedResponder,
+    ) -> Self {
+        Self {
+            state: State::Calling {
+                future,
+                denial: denial.map(|d| (d, Arc::clone(responder))),
             },
         }
     }
@@ -755,27 +806,39 @@ where
                     let Some(current) = reading.as_mut() else {
                         unreachable!("ResponseFuture polled after completion");
                     };
-                    let read = std::task::ready!(current.poll_read(cx));
+                    let Reading {
+                        body,
+                        reader,
+                        config,
+                        ..
+                    } = &mut **current;
+                    let read = std::task::ready!(reader.poll_read(body, config, cx));
                     let Some(current) = reading.take() else {
                         unreachable!("reading state lost");
                     };
+                    let Reading {
+                        mut inner,
+                        parts,
+                        body,
+                        reader,
+                        config,
+                    } = *current;
                     match read {
                         Read::Proceed {
                             operation,
                             replay,
                             done,
                         } => {
-                            let responder = Arc::clone(&current.config.responder);
-                            let (mut inner, request, denial) =
-                                current.into_request(operation, replay, done);
+                            let (request, denial) =
+                                reader.into_request(parts, body, &config, operation, replay, done);
                             let future = inner.call(request);
                             state.set(State::Calling {
                                 future,
-                                denial: denial.map(|d| (d, responder)),
+                                denial: denial.map(|d| (d, Arc::clone(&config.responder))),
                             });
                         }
                         Read::Refuse(rejection, protocol) => {
-                            let response = current.config.responder.respond(&rejection, protocol);
+                            let response = config.responder.respond(&rejection, protocol);
                             state.set(State::Refused {
                                 response: Some(response),
                             });
@@ -805,5 +868,117 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        convert::Infallible,
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+    };
+
+    use bytes::Bytes;
+    use http_body::Frame;
+    use http_body_util::{BodyExt, Full, StreamBody};
+    use tower::{ServiceExt, service_fn};
+    use warden_core::OperationKind;
+
+    use super::*;
+    use crate::{CallExt, map::Fields};
+
+    type Channel = tokio::sync::mpsc::Sender<Result<Frame<Bytes>, Infallible>>;
+
+    fn map() -> OperationMap {
+        OperationMap::builder()
+            .fields(
+                "/t.Svc/Signal",
+                OperationKind::Signal,
+                Fields::new().namespace(&[1]),
+            )
+            .build()
+            .unwrap()
+    }
+
+    /// A gRPC frame holding a message whose field 1 is `namespace`.
+    fn frame(namespace: &str) -> Bytes {
+        let mut message = vec![0x0a, namespace.len() as u8];
+        message.extend_from_slice(namespace.as_bytes());
+        let mut frame = vec![0];
+        frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&message);
+        Bytes::from(frame)
+    }
+
+    fn request<B>(body: B) -> Request<B> {
+        Request::post("/t.Svc/Signal")
+            .version(Version::HTTP_2)
+            .header("content-type", "application/grpc")
+            .body(body)
+            .unwrap()
+    }
+
+    /// An inner service that counts its calls and answers with the namespace it was given.
+    fn counting<B>(
+        calls: Arc<AtomicUsize>,
+    ) -> impl Service<
+        Request<ClassifiedBody<B>>,
+        Response = Response<Full<Bytes>>,
+        Error = Infallible,
+        Future = impl Send,
+    > + Clone
+    where
+        B: Send + 'static,
+    {
+        service_fn(move |request: Request<ClassifiedBody<B>>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let namespace = request
+                .operation()
+                .and_then(|op| op.namespace.clone())
+                .unwrap_or_default();
+            async move { Ok(Response::new(Full::new(Bytes::from(namespace.to_string())))) }
+        })
+    }
+
+    #[tokio::test]
+    async fn a_message_that_came_with_the_headers_is_decided_and_handed_on_within_call() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut service = ClassifyLayer::new(map()).layer(counting(Arc::clone(&calls)));
+        let future = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request(Full::new(frame("orders"))));
+        // The inner service ran before the response future was first polled.
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let body = future.await.unwrap().into_body().collect().await.unwrap();
+        assert_eq!(body.to_bytes(), "orders");
+    }
+
+    #[tokio::test]
+    async fn a_message_that_arrives_after_the_call_wakes_the_task_and_is_classified() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (tx, rx): (Channel, _) = tokio::sync::mpsc::channel(1);
+        let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let mut service = ClassifyLayer::new(map()).layer(counting(Arc::clone(&calls)));
+        let future = service.ready().await.unwrap().call(request(body));
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "nothing to decide on yet");
+        let response = tokio::spawn(future);
+        // Only the task's own waker can tell it the message came: the first read in `call`
+        // had none.
+        tokio::task::yield_now().await;
+        tx.send(Ok(Frame::data(frame("billing")))).await.unwrap();
+        drop(tx);
+        let response = tokio::time::timeout(std::time::Duration::from_secs(5), response)
+            .await
+            .expect("the call was never woken")
+            .unwrap()
+            .unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let body = response.into_body().collect().await.unwrap();
+        assert_eq!(body.to_bytes(), "billing");
     }
 }

@@ -36,14 +36,17 @@ impl StreamChecks {
 
     /// Authorizes message `index` of the stream like the first: every layer that applies must
     /// allow, and some layer must decide.
-    pub(crate) fn check(&self, operation: Operation, index: u64) -> Answer<Result<(), Rejection>> {
+    pub(crate) fn check(
+        &self,
+        operation: Arc<Operation>,
+        index: u64,
+    ) -> Answer<Result<(), Rejection>> {
         let registrations = self
             .registrations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let kind = operation.kind;
-        let operation = Arc::new(operation);
         let context = self.context.clone().with_message_index(index);
         let request = move |claims: &Arc<Claims>| {
             AuthzRequest::new(Arc::clone(claims), Arc::clone(&operation))

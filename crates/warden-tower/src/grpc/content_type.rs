@@ -12,10 +12,17 @@ pub(crate) enum GrpcContentType<'a> {
 }
 
 pub(crate) fn classify_content_type(headers: &HeaderMap) -> GrpcContentType<'_> {
-    let Some(value) = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+        return GrpcContentType::NotGrpc;
+    };
+    // What every gRPC client sends, compared whole before any parsing.
+    if matches!(
+        value.as_bytes(),
+        b"application/grpc" | b"application/grpc+proto"
+    ) {
+        return GrpcContentType::Proto;
+    }
+    let Ok(value) = value.to_str() else {
         return GrpcContentType::NotGrpc;
     };
     let essence = value.split(';').next().unwrap_or_default().trim();

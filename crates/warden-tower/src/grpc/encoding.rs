@@ -1,7 +1,7 @@
 use std::io::Read;
 
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 /// A `grpc-encoding` Warden can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,9 @@ pub(crate) fn accepted() -> String {
 impl Encoding {
     /// The encoding a request declares. `Err` carries the unreadable name.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Self, String> {
-        let Some(value) = headers.get("grpc-encoding") else {
+        // A static name: looking up a `&str` would parse and hash the name on every call.
+        static GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
+        let Some(value) = headers.get(&GRPC_ENCODING) else {
             return Ok(Self::Identity);
         };
         let name = value

@@ -163,6 +163,16 @@ impl MethodSpec {
         }
         Ok(operation)
     }
+
+    /// Like [`decode`](Self::decode), into the shared allocation the call keeps: the
+    /// operation is filled in where it will live rather than moved there.
+    pub(crate) fn decode_shared(&self, message: &Bytes) -> Result<Arc<Operation>, DecodeError> {
+        let mut shared = Arc::new(self.operation());
+        if let (Some(extractor), Some(operation)) = (&self.extractor, Arc::get_mut(&mut shared)) {
+            extractor.extract(message, operation)?;
+        }
+        Ok(shared)
+    }
 }
 
 /// Why a map could not be built.

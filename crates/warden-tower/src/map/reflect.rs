@@ -5,7 +5,7 @@ use prost_reflect::{
     DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value,
 };
 use serde::Deserialize;
-use warden_core::{Operation, OperationKind};
+use warden_core::{Operation, OperationKind, Text};
 
 use super::{
     DecodeError, Extract, Fields, MapError, MethodSpec, OperationMap, OperationMapBuilder,
@@ -223,9 +223,9 @@ impl FieldPath {
         current.has_field(last).then(|| current.get_field(last))
     }
 
-    fn text(&self, message: &DynamicMessage) -> Option<String> {
+    fn text(&self, message: &DynamicMessage) -> Option<Text> {
         match self.get(message)?.as_ref() {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::String(s) if !s.is_empty() => Some(Text::new(s)),
             _ => None,
         }
     }

@@ -17,7 +17,7 @@
 use std::{fmt, ops::Range, sync::Arc};
 
 use bytes::Bytes;
-use warden_core::{Args, ArgsDecoder, Operation, SharedArgsDecoder};
+use warden_core::{Args, ArgsDecoder, Operation, SharedArgsDecoder, Text};
 
 use super::{DecodeError, Extract, MapError, json_args};
 
@@ -326,7 +326,7 @@ impl Extract for WireExtractor {
                 Target::TaskQueue => &mut operation.task_queue,
                 Target::Name | Target::Args => &mut operation.name,
             };
-            *slot = Some(text.to_owned());
+            *slot = Some(Text::new(text));
         }
         if let Some(decoder) = &self.decoder {
             let bytes = match (found.merged_args, &found.ranges[Target::Args as usize]) {
