@@ -408,6 +408,7 @@ enum WireType {
     Fixed32,
 }
 
+#[inline]
 fn key(buf: &[u8], at: &mut usize, end: usize) -> Result<(u32, WireType), &'static str> {
     let key = varint(buf, at, end)?;
     let key = u32::try_from(key).map_err(|_| "a field key is out of range")?;
@@ -429,6 +430,13 @@ fn key(buf: &[u8], at: &mut usize, end: usize) -> Result<(u32, WireType), &'stat
 
 #[inline]
 fn varint(buf: &[u8], at: &mut usize, end: usize) -> Result<u64, &'static str> {
+    // Keys and the lengths of short fields are one byte: read those without the loop.
+    if let Some(&byte) = buf[..end].get(*at)
+        && byte < 0x80
+    {
+        *at += 1;
+        return Ok(u64::from(byte));
+    }
     let mut value = 0u64;
     for shift in 0..10 {
         let Some(&byte) = buf[..end].get(*at) else {
