@@ -19,7 +19,7 @@ use crate::{
     authorize::{Authorizer, check_all},
     body::ResponseBody,
     call::Call,
-    classify::stream::no_layer_decides,
+    classify::stream::{StreamChecks, no_layer_decides},
     gate::{Admit, Gate},
     rejection::{Code, Rejection},
 };
@@ -73,14 +73,12 @@ where
         };
         let answer = match self.authenticate.map(&info) {
             // The usual case: claims and decision known now, nothing kept for later.
-            Answer::Ready(Ok(claims)) => {
-                let authz = AuthzRequest::new(claims, Arc::clone(operation))
-                    .with_context(call.map(|c| c.context.clone()).unwrap_or_default());
-                if let Some(checks) = call.and_then(|c| c.checks.as_ref()) {
-                    checks.register(Arc::clone(&self.authorizers), Arc::clone(&authz.subject));
-                }
-                decide(&self.authorizers, authz)
-            }
+            Answer::Ready(Ok(claims)) => decide(
+                &self.authorizers,
+                call.and_then(|c| c.checks.as_ref()),
+                AuthzRequest::new(claims, Arc::clone(operation))
+                    .with_context(call.map(|c| c.context.clone()).unwrap_or_default()),
+            ),
             Answer::Ready(Err(rejection)) => return Gate::refused(&request, &rejection),
             Answer::Pending(mapping) => {
                 let authorizers = Arc::clone(&self.authorizers);
@@ -88,12 +86,8 @@ where
                 let context = call.map(|c| c.context.clone()).unwrap_or_default();
                 let checks = call.and_then(|c| c.checks.clone());
                 Answer::pending(async move {
-                    let claims = mapping.await?;
-                    if let Some(checks) = &checks {
-                        checks.register(Arc::clone(&authorizers), Arc::clone(&claims));
-                    }
-                    let authz = AuthzRequest::new(claims, operation).with_context(context);
-                    decide(&authorizers, authz).await
+                    let authz = AuthzRequest::new(mapping.await?, operation).with_context(context);
+                    decide(&authorizers, checks.as_ref(), authz).await
                 })
             }
         };
@@ -111,11 +105,16 @@ where
     }
 }
 
-/// Runs every authorizer that applies over `authz`; some must decide and none may deny.
+/// Runs every authorizer that applies over `authz`; some must decide and none may deny. A
+/// client stream's later messages are registered to face the same authorizers.
 fn decide(
     authorizers: &Arc<[Authorizer]>,
+    checks: Option<&Arc<StreamChecks>>,
     authz: AuthzRequest,
 ) -> Answer<Result<Admitted, Rejection>> {
+    if let Some(checks) = checks {
+        checks.register(Arc::clone(authorizers), Arc::clone(&authz.subject));
+    }
     let kind = authz.operation.kind;
     match check_all(authorizers, &authz, false) {
         Answer::Ready(result) => Answer::Ready(admitted(authz.subject, result, kind)),

@@ -320,7 +320,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let route = self.route(&request);
-        let (parts, body) = request.into_parts();
+        let (parts, mut body) = request.into_parts();
         let target = match route {
             Route::Refuse {
                 rejection,
@@ -358,7 +358,6 @@ where
                 }
             }
         };
-        let mut body = body;
         let mut reader = Reader::new(target);
         // The message usually arrived with the headers (h2 reads every frame the socket holds
         // before it hands out a request): read it now, and a call decided at once goes to the
@@ -832,10 +831,9 @@ where
                             let (request, denial) =
                                 reader.into_request(parts, body, &config, operation, replay, done);
                             let future = inner.call(request);
-                            state.set(State::Calling {
-                                future,
-                                denial: denial.map(|d| (d, Arc::clone(&config.responder))),
-                            });
+                            state.set(
+                                Self::calling_watching(future, denial, &config.responder).state,
+                            );
                         }
                         Read::Refuse(rejection, protocol) => {
                             let response = config.responder.respond(&rejection, protocol);

@@ -157,11 +157,7 @@ impl MethodSpec {
 
     /// The operation of one (uncompressed) request message, as the classify layer decodes it.
     pub fn decode(&self, message: &Bytes) -> Result<Operation, DecodeError> {
-        let mut operation = self.operation();
-        if let Some(extractor) = &self.extractor {
-            extractor.extract(message, &mut operation)?;
-        }
-        Ok(operation)
+        self.decode_shared(message).map(Arc::unwrap_or_clone)
     }
 
     /// Like [`decode`](Self::decode), into the shared allocation the call keeps: the
