@@ -167,10 +167,12 @@ impl<S> fmt::Debug for Authenticate<S> {
 }
 
 impl Config {
+    /// The credentials of a call; `peer_addr` is what the classify layer found.
     pub(crate) fn auth_info(
         &self,
         headers: &HeaderMap,
         extensions: &http::Extensions,
+        peer_addr: Option<std::net::SocketAddr>,
     ) -> Result<AuthInfo, AuthError> {
         let mut info = AuthInfo::new();
         if let Some(value) = headers.get(http::header::AUTHORIZATION)
@@ -189,7 +191,7 @@ impl Config {
         if let Some(chain) = (self.peer_certificates)(extensions) {
             info = info.with_peer_certificates(chain);
         }
-        info = info.with_peer_addr(extensions.get::<Call>().and_then(|c| c.context.peer_addr));
+        info = info.with_peer_addr(peer_addr);
         for name in &self.metadata {
             if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
                 info.metadata
@@ -269,9 +271,13 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let peer_addr = request
+            .extensions()
+            .get::<Call>()
+            .and_then(|c| c.context.peer_addr);
         let info = match self
             .config
-            .auth_info(request.headers(), request.extensions())
+            .auth_info(request.headers(), request.extensions(), peer_addr)
         {
             Ok(info) => info,
             Err(error) => return Gate::refused(&request, &rejection(&error)),

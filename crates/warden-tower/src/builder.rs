@@ -211,34 +211,32 @@ impl WardenBuilder {
         }
         Ok(WardenLayer {
             classify: self.classify,
-            authenticate,
-            authorizers: authorizers.into(),
+            guard: Arc::new(Guard {
+                authenticate: authenticate.config(),
+                authorizers: authorizers.into(),
+            }),
         })
     }
 }
 
-/// The assembled stack: [`Classify`], then one [`Guard`] that authenticates, authorizes per
-/// kind and requires a decision — the same as [`AuthenticateLayer`], the authorization layers
-/// and [`RequireDecisionLayer`](crate::RequireDecisionLayer) stacked, in one service.
+/// The assembled stack: [`Classify`] that also authenticates, authorizes per kind and requires
+/// a decision — the same as [`ClassifyLayer`], [`AuthenticateLayer`], the authorization layers
+/// and [`RequireDecisionLayer`](crate::RequireDecisionLayer) stacked, in one service with one
+/// response future and one body wrapper.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct WardenLayer {
     classify: ClassifyLayer,
-    authenticate: AuthenticateLayer,
-    authorizers: Arc<[Authorizer]>,
+    guard: Arc<Guard>,
 }
 
 /// The service the assembled stack produces around `S`.
-pub type WardenService<S> = Classify<Guard<S>>;
+pub type WardenService<S> = Classify<S>;
 
 impl<S> Layer<S> for WardenLayer {
     type Service = WardenService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        self.classify.layer(Guard {
-            inner,
-            authenticate: self.authenticate.config(),
-            authorizers: Arc::clone(&self.authorizers),
-        })
+        self.classify.layer_guarded(inner, Arc::clone(&self.guard))
     }
 }

@@ -1,39 +1,34 @@
-//! The fused authenticate → authorize → require-decision service of the one-line builder.
+//! The authenticate → authorize → require-decision step of the one-line builder.
 //!
-//! It behaves exactly as [`AuthenticateLayer`](crate::AuthenticateLayer), the authorization
-//! layers and [`RequireDecisionLayer`](crate::RequireDecisionLayer) stacked, but as one service
-//! with one response future: a server pays for one step instead of three.
+//! It decides exactly as [`AuthenticateLayer`](crate::AuthenticateLayer), the authorization
+//! layers and [`RequireDecisionLayer`](crate::RequireDecisionLayer) stacked, but runs inside the
+//! classify service of a [`WardenLayer`](crate::WardenLayer): a call decided at once goes from
+//! its first message to the inner service with no layer, future or body wrapper in between,
+//! and its [`Call`] extension is inserted once, complete.
 
-use std::{
-    fmt,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::{fmt, sync::Arc};
 
-use http::{Request, Response};
-use tower_service::Service;
+use http::{Extensions, HeaderMap};
 use warden_core::{Answer, AuthzRequest, Claims, Decision};
 
 use crate::{
     authenticate::{self, rejection as auth_rejection},
     authorize::{Authorizer, check_all},
-    body::ResponseBody,
     call::Call,
     classify::stream::{StreamChecks, no_layer_decides},
-    gate::{Admit, Gate},
     rejection::{Code, Rejection},
 };
 
-/// The service between [`Classify`](crate::classify::Classify) and the inner service in a
-/// [`WardenLayer`](crate::WardenLayer).
-#[derive(Clone)]
-pub struct Guard<S> {
-    pub(crate) inner: S,
+/// What a call that passed proved: who called, and the decision that let it through.
+pub(crate) type Admitted = (Arc<Claims>, Decision);
+
+/// Authentication and the authorizers of a [`WardenLayer`](crate::WardenLayer).
+pub(crate) struct Guard {
     pub(crate) authenticate: Arc<authenticate::Config>,
     pub(crate) authorizers: Arc<[Authorizer]>,
 }
 
-impl<S> fmt::Debug for Guard<S> {
+impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
             .field("authorizers", &self.authorizers)
@@ -41,65 +36,44 @@ impl<S> fmt::Debug for Guard<S> {
     }
 }
 
-type Admitted = (Arc<Claims>, Decision);
-
-impl<S, B, ResB> Service<Request<B>> for Guard<S>
-where
-    S: Service<Request<B>, Response = Response<ResB>> + Clone,
-{
-    type Response = Response<ResponseBody<ResB>>;
-    type Error = S::Error;
-    type Future = Gate<S, B, Admitted>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let call = request.extensions().get::<Call>();
-        let Some(operation) = call.and_then(Call::operation) else {
-            let rejection = Rejection::new(
+impl Guard {
+    /// Authenticates the caller of the classified `call` and runs every authorizer that
+    /// applies: the claims and decision now (the usual case), a future of them, or the refusal.
+    pub(crate) fn check(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+        call: &Call,
+    ) -> Answer<Result<Admitted, Rejection>> {
+        let Some(operation) = call.operation() else {
+            return Answer::Ready(Err(Rejection::new(
                 Code::Internal,
                 "warden misconfigured: no operation in the request",
-            );
-            return Gate::refused(&request, &rejection);
+            )));
         };
         let info = match self
             .authenticate
-            .auth_info(request.headers(), request.extensions())
+            .auth_info(headers, extensions, call.context.peer_addr)
         {
             Ok(info) => info,
-            Err(error) => return Gate::refused(&request, &auth_rejection(&error)),
+            Err(error) => return Answer::Ready(Err(auth_rejection(&error))),
         };
-        let answer = match self.authenticate.map(&info) {
-            // The usual case: claims and decision known now, nothing kept for later.
+        match self.authenticate.map(&info) {
             Answer::Ready(Ok(claims)) => decide(
                 &self.authorizers,
-                call.and_then(|c| c.checks.as_ref()),
-                AuthzRequest::new(claims, Arc::clone(operation))
-                    .with_context(call.map(|c| c.context.clone()).unwrap_or_default()),
+                call.checks.as_ref(),
+                AuthzRequest::new(claims, Arc::clone(operation)).with_context(call.context.clone()),
             ),
-            Answer::Ready(Err(rejection)) => return Gate::refused(&request, &rejection),
+            Answer::Ready(Err(rejection)) => Answer::Ready(Err(rejection)),
             Answer::Pending(mapping) => {
                 let authorizers = Arc::clone(&self.authorizers);
                 let operation = Arc::clone(operation);
-                let context = call.map(|c| c.context.clone()).unwrap_or_default();
-                let checks = call.and_then(|c| c.checks.clone());
+                let context = call.context.clone();
+                let checks = call.checks.clone();
                 Answer::pending(async move {
                     let authz = AuthzRequest::new(mapping.await?, operation).with_context(context);
                     decide(&authorizers, checks.as_ref(), authz).await
                 })
-            }
-        };
-        match answer {
-            Answer::Ready(Ok(admitted)) => {
-                admitted.admit(request.extensions_mut());
-                // Decided synchronously: the ready inner service is called directly.
-                Gate::calling(self.inner.call(request))
-            }
-            Answer::Ready(Err(rejection)) => Gate::refused(&request, &rejection),
-            Answer::Pending(check) => {
-                Gate::deferred(&mut self.inner, request, Answer::Pending(check))
             }
         }
     }

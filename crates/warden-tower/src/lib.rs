@@ -68,5 +68,4 @@ pub use builder::{BuildError, Warden, WardenBuilder, WardenLayer, WardenService}
 pub use call::{Call, CallExt};
 pub use classify::{ClassifiedBody, ClassifyLayer, PeerAddr};
 pub use gate::{Admit, Gate};
-pub use guard::Guard;
 pub use rejection::{Code, Rejection};

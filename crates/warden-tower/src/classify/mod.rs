@@ -29,7 +29,7 @@ pub(crate) mod stream;
 
 use std::{
     fmt,
-    future::Future,
+    future::{Future, IntoFuture},
     mem,
     net::SocketAddr,
     pin::Pin,
@@ -45,7 +45,9 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
-use warden_core::{BoxError, Operation, OperationKind, Protocol, RequestContext};
+use warden_core::{
+    Answer, AnswerFuture, BoxError, Operation, OperationKind, Protocol, RequestContext,
+};
 
 use self::{
     body::Inspector,
@@ -55,7 +57,9 @@ use self::{
 use crate::{
     body::{ResponseBody, StreamDenial},
     call::Call,
+    gate::Admit,
     grpc::{Encoding, FrameHeader, GrpcContentType, MethodPath, classify_content_type},
+    guard::{Admitted, Guard},
     map::{HttpOperationMap, MethodSpec, OperationMap},
     rejection::{Code, DefaultResponder, Rejection, Respond, SharedResponder},
 };
@@ -180,15 +184,32 @@ impl<S> Layer<S> for ClassifyLayer {
         Classify {
             inner,
             config: Arc::clone(&self.config),
+            guard: None,
         }
     }
 }
 
-/// The service of [`ClassifyLayer`].
+impl ClassifyLayer {
+    /// The service of a [`WardenLayer`](crate::WardenLayer): classifies, then authenticates and
+    /// authorizes with `guard` before calling `inner`.
+    pub(crate) fn layer_guarded<S>(&self, inner: S, guard: Arc<Guard>) -> Classify<S> {
+        Classify {
+            inner,
+            config: Arc::clone(&self.config),
+            guard: Some(guard),
+        }
+    }
+}
+
+/// The service of [`ClassifyLayer`], and of a [`WardenLayer`](crate::WardenLayer), which also
+/// authenticates and authorizes here.
 #[derive(Clone)]
 pub struct Classify<S> {
     inner: S,
     config: Arc<Config>,
+    /// The builder's authenticate → authorize → require-decision step, when this is a
+    /// [`WardenLayer`](crate::WardenLayer)'s service.
+    guard: Option<Arc<Guard>>,
 }
 
 impl<S> fmt::Debug for Classify<S> {
@@ -334,12 +355,18 @@ where
                 operation,
                 protocol,
             } => {
-                let mut parts = parts;
                 let context = self.config.context(protocol, &parts.extensions);
-                insert_extensions(&mut parts, &self.config, Arc::new(operation), context, None);
-                let request = Request::from_parts(parts, ClassifiedBody::passthrough(body));
+                let call = self.config.call(Arc::new(operation), context, None);
                 // Classified from the head alone: the ready inner service is called directly.
-                return ResponseFuture::calling(self.inner.call(request));
+                return hand_on(
+                    &mut self.inner,
+                    &self.config,
+                    self.guard.as_deref(),
+                    parts,
+                    ClassifiedBody::passthrough(body),
+                    call,
+                    None,
+                );
             }
             Route::GrpcMessage { spec, encoding } => Target::FirstMessage { spec, encoding },
             Route::HttpJson { operation } => {
@@ -371,10 +398,17 @@ where
                 replay,
                 done,
             }) => {
-                let (request, denial) =
-                    reader.into_request(parts, body, &self.config, operation, replay, done);
-                let future = self.inner.call(request);
-                ResponseFuture::calling_watching(future, denial, &self.config.responder)
+                let (parts, body, call, denial) =
+                    reader.into_classified(parts, body, &self.config, operation, replay, done);
+                hand_on(
+                    &mut self.inner,
+                    &self.config,
+                    self.guard.as_deref(),
+                    parts,
+                    body,
+                    call,
+                    denial,
+                )
             }
             Poll::Ready(Read::Refuse(rejection, protocol)) => {
                 ResponseFuture::refused(self.config.responder.respond(&rejection, protocol))
@@ -390,6 +424,7 @@ where
                     body,
                     reader,
                     config: Arc::clone(&self.config),
+                    guard: self.guard.clone(),
                 })
             }
         }
@@ -401,21 +436,64 @@ impl Config {
     fn context(&self, protocol: Protocol, extensions: &Extensions) -> RequestContext {
         RequestContext::new(protocol).with_peer_addr((self.peer_addr)(extensions))
     }
+
+    /// Warden's record of a call classified as `operation`.
+    fn call(
+        &self,
+        operation: Arc<Operation>,
+        context: RequestContext,
+        checks: Option<Arc<StreamChecks>>,
+    ) -> Call {
+        Call::classified(operation, context, Arc::clone(&self.responder), checks)
+    }
 }
 
-fn insert_extensions(
-    parts: &mut Parts,
-    config: &Config,
-    operation: Arc<Operation>,
-    context: RequestContext,
-    checks: Option<Arc<StreamChecks>>,
-) {
-    parts.extensions.insert(Call::classified(
-        operation,
-        context,
-        Arc::clone(&config.responder),
-        checks,
-    ));
+/// Hands a classified request to the ready `inner` service, first through `guard` when this
+/// is a [`WardenLayer`](crate::WardenLayer)'s service. A call decided at once gets its
+/// complete [`Call`] extension in one insert and goes straight to `inner`; one whose claims or
+/// decision are still to come waits in the returned future, with the ready service taken and
+/// a clone left in its place, as the tower contract asks.
+fn hand_on<S, B>(
+    inner: &mut S,
+    config: &Arc<Config>,
+    guard: Option<&Guard>,
+    mut parts: Parts,
+    body: ClassifiedBody<B>,
+    mut call: Call,
+    denial: Option<Arc<StreamDenial>>,
+) -> ResponseFuture<S, B>
+where
+    S: Service<Request<ClassifiedBody<B>>> + Clone,
+{
+    if let Some(guard) = guard {
+        match guard.check(&parts.headers, &parts.extensions, &call) {
+            Answer::Ready(Ok((claims, decision))) => {
+                call.claims = Some(claims);
+                call.decision = Some(decision);
+            }
+            Answer::Ready(Err(rejection)) => {
+                let protocol = call.context.protocol;
+                return ResponseFuture::refused(config.responder.respond(&rejection, protocol));
+            }
+            Answer::Pending(check) => {
+                let protocol = call.context.protocol;
+                parts.extensions.insert(call);
+                let clone = inner.clone();
+                let inner = mem::replace(inner, clone);
+                return ResponseFuture::checking(Checking {
+                    check: Answer::Pending(check).into_future(),
+                    inner,
+                    request: Request::from_parts(parts, body),
+                    denial,
+                    responder: Arc::clone(&config.responder),
+                    protocol,
+                });
+            }
+        }
+    }
+    parts.extensions.insert(call);
+    let future = inner.call(Request::from_parts(parts, body));
+    ResponseFuture::calling_watching(future, denial, &config.responder)
 }
 
 enum Target {
@@ -437,6 +515,18 @@ struct Reading<S, B> {
     body: B,
     reader: Reader,
     config: Arc<Config>,
+    guard: Option<Arc<Guard>>,
+}
+
+/// A classified request waiting for its claims or decision (an asynchronous claim mapper or
+/// policy): kept (boxed) across polls.
+struct Checking<S, B> {
+    check: AnswerFuture<Result<Admitted, Rejection>>,
+    inner: S,
+    request: Request<ClassifiedBody<B>>,
+    denial: Option<Arc<StreamDenial>>,
+    responder: SharedResponder,
+    protocol: Protocol,
 }
 
 /// What has been read of a request body so far, and what it is read for.
@@ -675,17 +765,17 @@ impl Reader {
         }
     }
 
-    /// Hands the request on with its operation; returns it with the shared stream-denial
-    /// slot when later messages are checked.
-    fn into_request<B>(
+    /// The request's parts and replaying body with Warden's record of the call, and the
+    /// shared stream-denial slot when later messages are checked.
+    fn into_classified<B>(
         self,
-        mut parts: Parts,
+        parts: Parts,
         body: B,
         config: &Arc<Config>,
         operation: Arc<Operation>,
         replay: Option<Bytes>,
         done: bool,
-    ) -> (Request<ClassifiedBody<B>>, Option<Arc<StreamDenial>>) {
+    ) -> (Parts, ClassifiedBody<B>, Call, Option<Arc<StreamDenial>>) {
         let Self {
             buf,
             trailers,
@@ -703,13 +793,13 @@ impl Reader {
         let checks = inspect
             .as_ref()
             .map(|_| Arc::new(StreamChecks::new(context.clone())));
-        insert_extensions(&mut parts, config, operation, context, checks.clone());
+        let call = config.call(operation, context, checks.clone());
         let denial = checks.as_ref().map(|c| Arc::clone(&c.denial));
         let inspector = inspect.zip(checks).map(|((spec, encoding), checks)| {
             Inspector::new(spec, encoding, config.max_message_size, checks, 1)
         });
         let body = ClassifiedBody::new(body, replay, buf, trailers, done, inspector);
-        (Request::from_parts(parts, body), denial)
+        (parts, body, call, denial)
     }
 }
 
@@ -731,6 +821,7 @@ pin_project! {
         S: Service<Request<ClassifiedBody<B>>>,
     {
         Reading { reading: Option<Box<Reading<S, B>>> },
+        Checking { checking: Option<Box<Checking<S, B>>> },
         Calling { #[pin] future: S::Future, denial: Option<(Arc<StreamDenial>, SharedResponder)> },
         Refused { response: Option<Response<Bytes>> },
     }
@@ -748,6 +839,14 @@ where
         }
     }
 
+    fn checking(checking: Checking<S, B>) -> Self {
+        Self {
+            state: State::Checking {
+                checking: Some(Box::new(checking)),
+            },
+        }
+    }
+
     fn calling_watching(
         future: S::Future,
         denial: Option<Arc<StreamDenial>>,
@@ -757,15 +856,6 @@ where
             state: State::Calling {
                 future,
                 denial: denial.map(|d| (d, Arc::clone(responder))),
-            },
-        }
-    }
-
-    fn calling(future: S::Future) -> Self {
-        Self {
-            state: State::Calling {
-                future,
-                denial: None,
             },
         }
     }
@@ -790,7 +880,7 @@ where
 
 impl<S, B, ResB> Future for ResponseFuture<S, B>
 where
-    S: Service<Request<ClassifiedBody<B>>, Response = Response<ResB>>,
+    S: Service<Request<ClassifiedBody<B>>, Response = Response<ResB>> + Clone,
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
     ResB: Body<Data = Bytes>,
@@ -821,6 +911,7 @@ where
                         body,
                         reader,
                         config,
+                        guard,
                     } = *current;
                     match read {
                         Read::Proceed {
@@ -828,18 +919,55 @@ where
                             replay,
                             done,
                         } => {
-                            let (request, denial) =
-                                reader.into_request(parts, body, &config, operation, replay, done);
-                            let future = inner.call(request);
-                            state.set(
-                                Self::calling_watching(future, denial, &config.responder).state,
+                            let (parts, body, call, denial) = reader
+                                .into_classified(parts, body, &config, operation, replay, done);
+                            let next = hand_on(
+                                &mut inner,
+                                &config,
+                                guard.as_deref(),
+                                parts,
+                                body,
+                                call,
+                                denial,
                             );
+                            state.set(next.state);
                         }
                         Read::Refuse(rejection, protocol) => {
                             let response = config.responder.respond(&rejection, protocol);
                             state.set(State::Refused {
                                 response: Some(response),
                             });
+                        }
+                    }
+                }
+                StateProj::Checking { checking } => {
+                    let Some(current) = checking.as_mut() else {
+                        unreachable!("ResponseFuture polled after completion");
+                    };
+                    let admission = std::task::ready!(Pin::new(&mut current.check).poll(cx));
+                    let Some(current) = checking.take() else {
+                        unreachable!("checking state lost");
+                    };
+                    let Checking {
+                        mut inner,
+                        mut request,
+                        denial,
+                        responder,
+                        protocol,
+                        ..
+                    } = *current;
+                    match admission {
+                        Ok(admitted) => {
+                            admitted.admit(request.extensions_mut());
+                            let future = inner.call(request);
+                            state.set(State::Calling {
+                                future,
+                                denial: denial.map(|d| (d, responder)),
+                            });
+                        }
+                        Err(rejection) => {
+                            let response = responder.respond(&rejection, protocol);
+                            return Poll::Ready(Ok(response.map(ResponseBody::full)));
                         }
                     }
                 }
