@@ -279,6 +279,27 @@ async fn serve_noop_layer() -> SocketAddr {
     addr
 }
 
+/// Parts of the stack, for `--profile 4` and `--profile 5`, which split Warden's cost: the
+/// classify layer alone with a method-only map (no body read: what wrapping a call costs), and
+/// with the example's field map (the first message read, decoded and replayed).
+async fn serve_classify_only(payload: bool) -> SocketAddr {
+    let (listener, addr) = listen().await;
+    let map = if payload {
+        operation_map()
+    } else {
+        warden_tower::map::OperationMap::builder()
+            .method(&path("StartWorkflow"), OperationKind::Execute)
+            .method(&path("SignalWorkflow"), OperationKind::Signal)
+            .build()
+            .unwrap()
+    };
+    let router = Server::builder()
+        .layer(warden_tower::ClassifyLayer::new(map))
+        .add_service(ExampleService::lean().into_server());
+    tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
+    addr
+}
+
 #[allow(clippy::result_large_err)] // tonic's interceptor signature
 fn header_check(request: Request<()>) -> Result<Request<()>, Status> {
     match request.metadata().get("authorization") {
@@ -335,14 +356,14 @@ async fn sequential(client: &mut WorkflowServiceClient<Channel>, calls: usize, o
 const CALLERS: u32 = 32;
 
 /// Runs `CALLERS` callers for `duration`, each as fast as it can, or, with `rate`, together at
-/// that many calls per second. Returns calls per second and server CPU nanoseconds per call.
-/// At a fixed rate the transport batches alike for every server, so the difference in CPU per
+/// that many calls per second. Returns calls per second, server CPU nanoseconds per call and
+/// the number of calls. At a fixed rate the transport batches alike for every server, so the difference in CPU per
 /// call is the middleware's own cost.
 async fn load(
     client: &WorkflowServiceClient<Channel>,
     duration: Duration,
     rate: Option<u64>,
-) -> (f64, f64) {
+) -> (f64, f64, u64) {
     let period = rate.map(|rate| Duration::from_nanos(1_000_000_000 * u64::from(CALLERS) / rate));
     let started = tokio::time::Instant::now();
     let deadline = started + duration;
@@ -381,6 +402,7 @@ async fn load(
     (
         total as f64 / started.elapsed().as_secs_f64(),
         cpu as f64 / total as f64,
+        total,
     )
 }
 
@@ -424,7 +446,7 @@ fn server_cpu_ns() -> u64 {
 
 /// Starts the three servers on their own one-worker runtime, so that on a small machine the
 /// servers and the load generator each keep a core.
-fn start_servers() -> [SocketAddr; 4] {
+fn start_servers() -> [SocketAddr; 6] {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -439,6 +461,8 @@ fn start_servers() -> [SocketAddr; 4] {
                 serve_noop_layer().await,
                 serve_warden().await,
                 serve_interceptor().await,
+                serve_classify_only(false).await,
+                serve_classify_only(true).await,
             ];
             tx.send(addrs).unwrap();
             std::future::pending::<()>().await;
@@ -447,7 +471,7 @@ fn start_servers() -> [SocketAddr; 4] {
     rx.recv().unwrap()
 }
 
-async fn loopback(addrs: [SocketAddr; 4], rounds: usize, calls: usize, window: Duration) {
+async fn loopback(addrs: [SocketAddr; 6], rounds: usize, calls: usize, window: Duration) {
     let names = [
         "tonic, bare",
         "tonic + no-op tower layer",
@@ -456,6 +480,7 @@ async fn loopback(addrs: [SocketAddr; 4], rounds: usize, calls: usize, window: D
     ];
     let mut targets = Vec::new();
     for (name, addr) in names.into_iter().zip(addrs) {
+        // The first four targets; the classify-only ones are for `--profile` runs.
         targets.push(Target {
             name,
             client: client(addr).await,
@@ -474,7 +499,7 @@ async fn loopback(addrs: [SocketAddr; 4], rounds: usize, calls: usize, window: D
             let mut latencies = Vec::new();
             sequential(&mut target.client, calls, &mut latencies).await;
             target.latencies.extend(latencies);
-            let (rate, cpu) = load(&target.client, window, None).await;
+            let (rate, cpu, _) = load(&target.client, window, None).await;
             target.throughput.push(rate);
             target.cpu_per_call.push(cpu);
             target
@@ -547,8 +572,10 @@ fn main() {
         return;
     }
     let addrs = start_servers();
-    // `--profile N`: only paced load on target N (0 bare .. 3 interceptor) for 10 s, to run
-    // under `perf record` and compare the server thread's profile between targets.
+    // `--profile N`: only paced load on target N (0 bare, 1 no-op layer, 2 Warden, 3
+    // interceptor, 4 classify with a method-only map, 5 classify with the field map) for 10 s,
+    // to run under `perf record` or `valgrind` and compare the server thread between targets
+    // (`scripts/bench-instructions.sh` does the latter).
     if let Some(index) = args
         .iter()
         .position(|a| a == "--profile")
@@ -557,9 +584,11 @@ fn main() {
     {
         runtime.block_on(async {
             let client = client(addrs[index]).await;
-            let (rate, cpu) = load(&client, Duration::from_secs(10), Some(PACED_RATE)).await;
+            let (rate, cpu, calls) = load(&client, Duration::from_secs(10), Some(PACED_RATE)).await;
+            // The warm-up call in `client` reached the server too.
             println!(
-                "target {index}: {rate:.0} calls/s, server CPU {:.1} µs/call",
+                "target {index}: {rate:.0} calls/s, {} calls, server CPU {:.1} µs/call",
+                calls + 1,
                 cpu / 1e3
             );
         });
