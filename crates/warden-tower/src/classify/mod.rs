@@ -24,6 +24,7 @@
 //! ```
 
 mod body;
+mod deadline;
 mod decode;
 pub(crate) mod stream;
 
@@ -51,6 +52,7 @@ use warden_core::{
 
 use self::{
     body::Inspector,
+    deadline::{Deadlines, Wait},
     decode::{announced_too_large, decode_frame, too_large, truncated},
     stream::StreamChecks,
 };
@@ -84,7 +86,8 @@ struct Config {
     grpc: OperationMap,
     http: Option<HttpOperationMap>,
     max_message_size: usize,
-    first_message_timeout: Option<Duration>,
+    /// The first-message deadline, `None` without a timeout.
+    deadlines: Option<Arc<Deadlines>>,
     responder: SharedResponder,
     peer_addr: PeerAddrFn,
 }
@@ -118,7 +121,7 @@ impl ClassifyLayer {
                 grpc: map,
                 http: None,
                 max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-                first_message_timeout: Some(DEFAULT_FIRST_MESSAGE_TIMEOUT),
+                deadlines: Some(Deadlines::new(DEFAULT_FIRST_MESSAGE_TIMEOUT)),
                 responder: Arc::new(DefaultResponder),
                 peer_addr: default_peer_addr,
             }),
@@ -135,7 +138,7 @@ impl ClassifyLayer {
                     grpc: old.grpc.clone(),
                     http: old.http.clone(),
                     max_message_size: old.max_message_size,
-                    first_message_timeout: old.first_message_timeout,
+                    deadlines: old.deadlines.clone(),
                     responder: Arc::clone(&old.responder),
                     peer_addr: old.peer_addr,
                 };
@@ -159,11 +162,14 @@ impl ClassifyLayer {
 
     /// How long a call may take to deliver its whole first message (HTTP routes: their whole
     /// JSON body) before it is refused `DEADLINE_EXCEEDED` (default 30 s; `None` waits
-    /// forever). A client that opens calls and sends nothing cannot hold them open. The
-    /// timer starts only when the message is not already there, so calls whose message came
-    /// with their headers pay nothing; outside a Tokio runtime there is no timer.
+    /// forever). A client that opens calls and sends nothing cannot hold them open.
+    ///
+    /// The deadline starts only when the message is not already there, so calls whose
+    /// message came with their headers pay nothing. Waiting calls share one coarse timer per
+    /// layer instead of a Tokio timer each: a call is refused at its deadline or up to 1/16 of
+    /// the timeout later. Outside a Tokio runtime there is no timer.
     pub fn first_message_timeout(self, timeout: Option<Duration>) -> Self {
-        self.edit(|c| c.first_message_timeout = timeout)
+        self.edit(|c| c.deadlines = timeout.map(Deadlines::new))
     }
 
     /// How every Warden layer below answers refusals (default [`DefaultResponder`]).
@@ -534,8 +540,8 @@ struct Reader {
     buf: BytesMut,
     trailers: Option<HeaderMap>,
     target: Target,
-    /// Started the first time the body is not ready.
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Listed the first time the body is not ready.
+    wait: Option<Wait>,
 }
 
 /// What reading produced.
@@ -554,7 +560,7 @@ impl Reader {
             buf: BytesMut::new(),
             trailers: None,
             target,
-            deadline: None,
+            wait: None,
         }
     }
 
@@ -661,31 +667,23 @@ impl Reader {
 
     /// The body is not ready: start (or check) the first-message deadline.
     fn wait(&mut self, config: &Config, cx: &mut Context<'_>, protocol: Protocol) -> Poll<Read> {
-        let Some(timeout) = config.first_message_timeout else {
+        let Some(deadlines) = &config.deadlines else {
             return Poll::Pending;
         };
-        if self.deadline.is_none() {
-            if tokio::runtime::Handle::try_current().is_err() {
-                return Poll::Pending;
-            }
-            self.deadline = Some(Box::pin(tokio::time::sleep(timeout)));
+        if deadlines.poll(&mut self.wait, cx).is_pending() {
+            return Poll::Pending;
         }
-        match self.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
-            Some(Poll::Ready(())) => {
-                let what = match protocol {
-                    Protocol::Grpc => "the first message",
-                    _ => "the request body",
-                };
-                Poll::Ready(Read::Refuse(
-                    Rejection::new(
-                        Code::DeadlineExceeded,
-                        format!("{what} did not arrive within {timeout:?}"),
-                    ),
-                    protocol,
-                ))
-            }
-            _ => Poll::Pending,
-        }
+        let what = match protocol {
+            Protocol::Grpc => "the first message",
+            _ => "the request body",
+        };
+        Poll::Ready(Read::Refuse(
+            Rejection::new(
+                Code::DeadlineExceeded,
+                format!("{what} did not arrive within {:?}", deadlines.timeout()),
+            ),
+            protocol,
+        ))
     }
 
     fn first_message(&mut self, header: FrameHeader, done: bool, config: &Config) -> Read {
@@ -780,7 +778,7 @@ impl Reader {
             buf,
             trailers,
             target,
-            deadline: _,
+            wait: _,
         } = self;
         let (protocol, inspect) = match target {
             Target::FirstMessage { spec, encoding } => (
