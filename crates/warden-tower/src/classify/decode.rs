@@ -49,6 +49,7 @@ pub(crate) fn decode_frame(
         .map_err(|e| Rejection::new(Code::InvalidArgument, e.to_string()))
 }
 
+#[cold]
 pub(crate) fn unsupported_encoding(name: &str) -> Rejection {
     Rejection::new(
         Code::Unimplemented,
@@ -59,6 +60,7 @@ pub(crate) fn unsupported_encoding(name: &str) -> Rejection {
     )
 }
 
+#[cold]
 pub(crate) fn too_large(limit: usize, what: &str) -> Rejection {
     Rejection::new(
         Code::ResourceExhausted,
@@ -66,6 +68,7 @@ pub(crate) fn too_large(limit: usize, what: &str) -> Rejection {
     )
 }
 
+#[cold]
 pub(crate) fn announced_too_large(len: usize, limit: usize) -> Rejection {
     Rejection::new(
         Code::ResourceExhausted,
@@ -73,6 +76,7 @@ pub(crate) fn announced_too_large(len: usize, limit: usize) -> Rejection {
     )
 }
 
+#[cold]
 pub(crate) fn truncated(have: usize, need: Option<usize>) -> Rejection {
     let message = match need {
         Some(need) => format!(

@@ -404,8 +404,14 @@ where
                 replay,
                 done,
             }) => {
-                let (parts, body, call, denial) =
-                    reader.into_classified(parts, body, &self.config, operation, replay, done);
+                let (body, call, denial) = reader.into_classified(
+                    &parts.extensions,
+                    body,
+                    &self.config,
+                    operation,
+                    replay,
+                    done,
+                );
                 hand_on(
                     &mut self.inner,
                     &self.config,
@@ -767,13 +773,13 @@ impl Reader {
     /// shared stream-denial slot when later messages are checked.
     fn into_classified<B>(
         self,
-        parts: Parts,
+        extensions: &Extensions,
         body: B,
         config: &Arc<Config>,
         operation: Arc<Operation>,
         replay: Option<Bytes>,
         done: bool,
-    ) -> (Parts, ClassifiedBody<B>, Call, Option<Arc<StreamDenial>>) {
+    ) -> (ClassifiedBody<B>, Call, Option<Arc<StreamDenial>>) {
         let Self {
             buf,
             trailers,
@@ -787,7 +793,7 @@ impl Reader {
             ),
             Target::WholeJson { .. } => (Protocol::Http, None),
         };
-        let context = config.context(protocol, &parts.extensions);
+        let context = config.context(protocol, extensions);
         let checks = inspect
             .as_ref()
             .map(|_| Arc::new(StreamChecks::new(context.clone())));
@@ -797,7 +803,7 @@ impl Reader {
             Inspector::new(spec, encoding, config.max_message_size, checks, 1)
         });
         let body = ClassifiedBody::new(body, replay, buf, trailers, done, inspector);
-        (parts, body, call, denial)
+        (body, call, denial)
     }
 }
 
@@ -917,8 +923,14 @@ where
                             replay,
                             done,
                         } => {
-                            let (parts, body, call, denial) = reader
-                                .into_classified(parts, body, &config, operation, replay, done);
+                            let (body, call, denial) = reader.into_classified(
+                                &parts.extensions,
+                                body,
+                                &config,
+                                operation,
+                                replay,
+                                done,
+                            );
                             let next = hand_on(
                                 &mut inner,
                                 &config,
