@@ -352,17 +352,18 @@ struct Scan<'a> {
 impl Scan<'_> {
     /// Reads the fields of `node` in `range` of the root message.
     fn message(&mut self, node: &Node, range: Range<usize>) -> Result<(), &'static str> {
+        // Sliced once to the message's end: every read below is bounded by `buf.len()`.
+        let buf = &self.message[..range.end];
         let mut at = range.start;
-        let end = range.end;
-        while at < end {
-            let (number, wire) = key(self.message, &mut at, end)?;
+        while at < buf.len() {
+            let (number, wire) = key(buf, &mut at)?;
             match node.find(number) {
                 Some(step) => {
                     if wire != WireType::Len {
                         return Err("a mapped field has the wrong wire type");
                     }
-                    let len = varint(self.message, &mut at, end)?;
-                    let value = span(at, len, end)?;
+                    let len = varint(buf, &mut at)?;
+                    let value = span(at, len, buf.len())?;
                     at = value.end;
                     if step.targets != 0 {
                         self.record(step.targets, &value);
@@ -371,19 +372,28 @@ impl Scan<'_> {
                         self.message(child, value)?;
                     }
                 }
-                None => skip(self.message, &mut at, end, number, wire, 0)?,
+                // The fields a request carries besides Warden's targets are mostly strings,
+                // messages and integers: skip those here, the rest in `skip`.
+                None if wire == WireType::Len => {
+                    let len = varint(buf, &mut at)?;
+                    at = span(at, len, buf.len())?.end;
+                }
+                None if wire == WireType::Varint => {
+                    varint(buf, &mut at)?;
+                }
+                None => skip(buf, &mut at, number, wire, 0)?,
             }
         }
         Ok(())
     }
 
-    fn record(&mut self, targets: u8, value: &Range<usize>) {
-        for target in ALL {
-            if targets & target.bit() == 0 {
-                continue;
-            }
-            let slot = &mut self.found.ranges[target as usize];
-            if target == Target::Args && self.merge_args {
+    fn record(&mut self, mut targets: u8, value: &Range<usize>) {
+        // One turn per target this field holds (usually one), lowest bit first.
+        while targets != 0 {
+            let index = targets.trailing_zeros() as usize;
+            targets &= targets - 1;
+            let slot = &mut self.found.ranges[index];
+            if index == Target::Args as usize && self.merge_args {
                 // An embedded message that occurs again is merged: its encodings concatenated.
                 if let Some(first) = slot.as_ref() {
                     let merged = self
@@ -408,9 +418,10 @@ enum WireType {
     Fixed32,
 }
 
+/// Field key and wire type at `at` of `buf` (which ends where the message ends).
 #[inline]
-fn key(buf: &[u8], at: &mut usize, end: usize) -> Result<(u32, WireType), &'static str> {
-    let key = varint(buf, at, end)?;
+fn key(buf: &[u8], at: &mut usize) -> Result<(u32, WireType), &'static str> {
+    let key = varint(buf, at)?;
     let key = u32::try_from(key).map_err(|_| "a field key is out of range")?;
     let wire = match key & 7 {
         0 => WireType::Varint,
@@ -428,18 +439,24 @@ fn key(buf: &[u8], at: &mut usize, end: usize) -> Result<(u32, WireType), &'stat
     Ok((number, wire))
 }
 
+/// The varint at `at` of `buf` (which ends where the message ends).
 #[inline]
-fn varint(buf: &[u8], at: &mut usize, end: usize) -> Result<u64, &'static str> {
+fn varint(buf: &[u8], at: &mut usize) -> Result<u64, &'static str> {
     // Keys and the lengths of short fields are one byte: read those without the loop.
-    if let Some(&byte) = buf[..end].get(*at)
-        && byte < 0x80
-    {
-        *at += 1;
-        return Ok(u64::from(byte));
+    match buf.get(*at) {
+        Some(&byte) if byte < 0x80 => {
+            *at += 1;
+            Ok(u64::from(byte))
+        }
+        _ => long_varint(buf, at),
     }
+}
+
+#[cold]
+fn long_varint(buf: &[u8], at: &mut usize) -> Result<u64, &'static str> {
     let mut value = 0u64;
     for shift in 0..10 {
-        let Some(&byte) = buf[..end].get(*at) else {
+        let Some(&byte) = buf.get(*at) else {
             return Err("the message ends inside a varint");
         };
         *at += 1;
@@ -454,6 +471,7 @@ fn varint(buf: &[u8], at: &mut usize, end: usize) -> Result<u64, &'static str> {
     Err("a varint overflows 64 bits")
 }
 
+#[inline]
 fn span(at: usize, len: u64, end: usize) -> Result<Range<usize>, &'static str> {
     usize::try_from(len)
         .ok()
@@ -463,25 +481,24 @@ fn span(at: usize, len: u64, end: usize) -> Result<Range<usize>, &'static str> {
         .ok_or("a length-delimited field runs past the end of its message")
 }
 
-/// Skips one field Warden does not read.
+/// Skips one field Warden does not read (`buf` ends where its message ends).
 fn skip(
     buf: &[u8],
     at: &mut usize,
-    end: usize,
     number: u32,
     wire: WireType,
     depth: u32,
 ) -> Result<(), &'static str> {
     let fixed = |at: &mut usize, n: usize| {
-        *at = span(*at, n as u64, end)?.end;
+        *at = span(*at, n as u64, buf.len())?.end;
         Ok(())
     };
     match wire {
-        WireType::Varint => varint(buf, at, end).map(drop),
+        WireType::Varint => varint(buf, at).map(drop),
         WireType::Fixed64 => fixed(at, 8),
         WireType::Fixed32 => fixed(at, 4),
         WireType::Len => {
-            let len = varint(buf, at, end)?;
+            let len = varint(buf, at)?;
             fixed(
                 at,
                 usize::try_from(len).map_err(|_| "a length is out of range")?,
@@ -492,10 +509,10 @@ fn skip(
                 return Err("groups nest too deeply");
             }
             loop {
-                if *at >= end {
+                if *at >= buf.len() {
                     return Err("a group is not closed");
                 }
-                let (inner, inner_wire) = key(buf, at, end)?;
+                let (inner, inner_wire) = key(buf, at)?;
                 if inner_wire == WireType::EndGroup {
                     return if inner == number {
                         Ok(())
@@ -503,7 +520,7 @@ fn skip(
                         Err("a group is closed by another field's end tag")
                     };
                 }
-                skip(buf, at, end, inner, inner_wire, depth + 1)?;
+                skip(buf, at, inner, inner_wire, depth + 1)?;
             }
         }
         WireType::EndGroup => Err("an end-group tag has no group to close"),
