@@ -16,6 +16,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod floor;
 
 use common::{median, percentile};
 
@@ -300,6 +301,20 @@ async fn serve_classify_only(payload: bool) -> SocketAddr {
     addr
 }
 
+/// `--profile 6`: the hand-written floor layer (see `floor.rs`).
+async fn serve_floor() -> SocketAddr {
+    let (listener, addr) = listen().await;
+    let tokens = [(
+        "alice-token",
+        warden_core::Claims::for_subject("alice").with_namespace_role("orders", Roles::WRITER),
+    )];
+    let router = Server::builder()
+        .layer(floor::FloorLayer::new(tokens))
+        .add_service(ExampleService::lean().into_server());
+    tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
+    addr
+}
+
 #[allow(clippy::result_large_err)] // tonic's interceptor signature
 fn header_check(request: Request<()>) -> Result<Request<()>, Status> {
     match request.metadata().get("authorization") {
@@ -446,7 +461,7 @@ fn server_cpu_ns() -> u64 {
 
 /// Starts the three servers on their own one-worker runtime, so that on a small machine the
 /// servers and the load generator each keep a core.
-fn start_servers() -> [SocketAddr; 6] {
+fn start_servers() -> [SocketAddr; 7] {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -463,6 +478,7 @@ fn start_servers() -> [SocketAddr; 6] {
                 serve_interceptor().await,
                 serve_classify_only(false).await,
                 serve_classify_only(true).await,
+                serve_floor().await,
             ];
             tx.send(addrs).unwrap();
             std::future::pending::<()>().await;
@@ -471,19 +487,20 @@ fn start_servers() -> [SocketAddr; 6] {
     rx.recv().unwrap()
 }
 
-async fn loopback(addrs: [SocketAddr; 6], rounds: usize, calls: usize, window: Duration) {
+async fn loopback(addrs: [SocketAddr; 7], rounds: usize, calls: usize, window: Duration) {
+    // The classify-only targets (4, 5) are for `--profile` runs.
     let names = [
-        "tonic, bare",
-        "tonic + no-op tower layer",
-        "tonic + full Warden stack",
-        "tonic + header-only Interceptor",
+        ("tonic, bare", 0),
+        ("tonic + no-op tower layer", 1),
+        ("tonic + full Warden stack", 2),
+        ("tonic + header-only Interceptor", 3),
+        ("tonic + hand-written floor layer", 6),
     ];
     let mut targets = Vec::new();
-    for (name, addr) in names.into_iter().zip(addrs) {
-        // The first four targets; the classify-only ones are for `--profile` runs.
+    for (name, index) in names {
         targets.push(Target {
             name,
-            client: client(addr).await,
+            client: client(addrs[index]).await,
             latencies: vec![],
             throughput: vec![],
             cpu_per_call: vec![],
@@ -538,6 +555,7 @@ async fn loopback(addrs: [SocketAddr; 6], rounds: usize, calls: usize, window: D
         ("No-op layer", summary[1]),
         ("Warden", summary[2]),
         ("Interceptor", summary[3]),
+        ("Floor layer", summary[4]),
     ] {
         println!(
             "- {name} vs bare: added p50 {:+.1} µs, added p99 {:+.1} µs; server CPU per call {:+.1} µs at {PACED_RATE} calls/s \
@@ -573,7 +591,8 @@ fn main() {
     }
     let addrs = start_servers();
     // `--profile N`: only paced load on target N (0 bare, 1 no-op layer, 2 Warden, 3
-    // interceptor, 4 classify with a method-only map, 5 classify with the field map) for 10 s,
+    // interceptor, 4 classify with a method-only map, 5 classify with the field map, 6 the
+    // hand-written floor layer) for 10 s,
     // to run under `perf record` or `valgrind` and compare the server thread between targets
     // (`scripts/bench-instructions.sh` does the latter).
     if let Some(index) = args
