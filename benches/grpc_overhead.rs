@@ -58,16 +58,19 @@ fn allocations() -> u64 {
     (stats.allocations + stats.reallocations) as u64
 }
 
-/// A rules-style policy: an ordered list of (kind, namespace, minimum role, signal name)
-/// rules scanned in order, the first match deciding, default deny.
-fn rules_layer() -> WardenLayer {
-    struct Rule {
-        id: std::sync::Arc<str>,
-        kind: OperationKind,
-        namespace: String,
-        min_role: Roles,
-        name: Option<&'static str>,
-    }
+/// One rule of the bench's rules-style policy, shared by the Warden stack and the floor layer
+/// so both decide by the same table.
+pub(crate) struct Rule {
+    pub(crate) id: std::sync::Arc<str>,
+    pub(crate) kind: OperationKind,
+    pub(crate) namespace: String,
+    pub(crate) min_role: Roles,
+    pub(crate) name: Option<&'static str>,
+}
+
+/// The policy's 22 rules: 20 signal rules for other tenants, then `orders`' approve signal
+/// and start.
+pub(crate) fn rules() -> Vec<Rule> {
     let mut rules = Vec::new();
     for i in 0..20 {
         rules.push(Rule {
@@ -92,6 +95,13 @@ fn rules_layer() -> WardenLayer {
         min_role: Roles::WRITER,
         name: None,
     });
+    rules
+}
+
+/// A rules-style policy: an ordered list of (kind, namespace, minimum role, signal name)
+/// rules scanned in order, the first match deciding, default deny.
+fn rules_layer() -> WardenLayer {
+    let rules = rules();
     let policy = policy_fn("rules", move |request: &AuthzRequest| {
         let op = &request.operation;
         let role = request.subject.role_in(op.namespace.as_deref());
@@ -301,7 +311,8 @@ async fn serve_classify_only(payload: bool) -> SocketAddr {
     addr
 }
 
-/// `--profile 6`: the hand-written floor layer (see `floor.rs`).
+/// `--profile 6`: the hand-written floor layer (see `floor/mod.rs`), deciding by the same
+/// rules.
 async fn serve_floor() -> SocketAddr {
     let (listener, addr) = listen().await;
     let tokens = [(
@@ -309,7 +320,7 @@ async fn serve_floor() -> SocketAddr {
         warden_core::Claims::for_subject("alice").with_namespace_role("orders", Roles::WRITER),
     )];
     let router = Server::builder()
-        .layer(floor::FloorLayer::new(tokens))
+        .layer(floor::FloorLayer::new(rules(), tokens))
         .add_service(ExampleService::lean().into_server());
     tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
     addr

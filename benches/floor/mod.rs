@@ -22,39 +22,9 @@ use http::{Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Either, Empty};
 use tower::{Layer, Service};
-use warden_core::{Claims, OperationKind, Roles};
+use warden_core::{Claims, OperationKind};
 
-struct Rule {
-    kind: OperationKind,
-    namespace: String,
-    min_role: Roles,
-    name: Option<&'static str>,
-}
-
-/// The rules of the bench's Warden policy (`rules_layer`), in the same order.
-fn rules() -> Vec<Rule> {
-    let mut rules: Vec<Rule> = (0..20)
-        .map(|i| Rule {
-            kind: OperationKind::Signal,
-            namespace: format!("tenant-{i}"),
-            min_role: Roles::WRITER,
-            name: None,
-        })
-        .collect();
-    rules.push(Rule {
-        kind: OperationKind::Signal,
-        namespace: "orders".into(),
-        min_role: Roles::WRITER,
-        name: Some("approve"),
-    });
-    rules.push(Rule {
-        kind: OperationKind::Execute,
-        namespace: "orders".into(),
-        min_role: Roles::WRITER,
-        name: None,
-    });
-    rules
-}
+use crate::Rule;
 
 struct Config {
     methods: HashMap<String, OperationKind, foldhash::fast::RandomState>,
@@ -66,7 +36,10 @@ struct Config {
 pub(crate) struct FloorLayer(Arc<Config>);
 
 impl FloorLayer {
-    pub(crate) fn new(tokens: impl IntoIterator<Item = (&'static str, Claims)>) -> Self {
+    pub(crate) fn new(
+        rules: Vec<Rule>,
+        tokens: impl IntoIterator<Item = (&'static str, Claims)>,
+    ) -> Self {
         let mut methods = HashMap::default();
         methods.insert(
             warden_example::path("SignalWorkflow"),
@@ -83,7 +56,7 @@ impl FloorLayer {
         Self(Arc::new(Config {
             methods,
             tokens,
-            rules: rules(),
+            rules,
         }))
     }
 }
@@ -176,11 +149,12 @@ impl Config {
         const UNAUTHENTICATED: u8 = 16;
         const PERMISSION_DENIED: u8 = 7;
         const INVALID_ARGUMENT: u8 = 3;
+        let message = frame.get(5..).ok_or(INVALID_ARGUMENT)?;
         let claims = token
             .and_then(|t| self.tokens.get(t))
             .ok_or(UNAUTHENTICATED)?;
         let mut targets = Targets::default();
-        scan(&frame[5..], kind, false, &mut targets).ok_or(INVALID_ARGUMENT)?;
+        scan(message, kind, false, &mut targets).ok_or(INVALID_ARGUMENT)?;
         let namespace = std::str::from_utf8(targets.namespace).map_err(|_| INVALID_ARGUMENT)?;
         let name = std::str::from_utf8(targets.name).map_err(|_| INVALID_ARGUMENT)?;
         std::str::from_utf8(targets.instance).map_err(|_| INVALID_ARGUMENT)?;
@@ -198,6 +172,24 @@ impl Config {
             }
         }
         Err(PERMISSION_DENIED)
+    }
+
+    /// The request for the inner service, with the caller's claims and the frame put back,
+    /// when the call may proceed; else the gRPC status code of the refusal.
+    fn admit<B>(
+        &self,
+        kind: OperationKind,
+        mut parts: http::request::Parts,
+        frame: Bytes,
+        body: B,
+    ) -> Result<Request<Replay<B>>, u8> {
+        let claims = self.allows(kind, bearer(&parts.headers), &frame)?;
+        parts.extensions.insert(claims);
+        let body = Replay {
+            first: Some(frame),
+            inner: body,
+        };
+        Ok(Request::from_parts(parts, body))
     }
 }
 
@@ -297,59 +289,38 @@ where
         let Some(&kind) = self.config.methods.get(request.uri().path()) else {
             return refused(12);
         };
-        let (mut parts, mut body) = request.into_parts();
+        let (parts, mut body) = request.into_parts();
         let mut cx = Context::from_waker(Waker::noop());
         let first = match Pin::new(&mut body).poll_frame(&mut cx) {
             Poll::Ready(Some(Ok(frame))) => frame.into_data().ok(),
             _ => None,
         };
-        match first {
-            Some(frame) if frame.len() >= 5 => {
-                match self.config.allows(kind, bearer(&parts.headers), &frame) {
-                    Ok(claims) => {
-                        parts.extensions.insert(claims);
-                        let body = Replay {
-                            first: Some(frame),
-                            inner: body,
-                        };
-                        FloorFuture::Calling {
-                            future: self.inner.call(Request::from_parts(parts, body)),
-                        }
-                    }
-                    Err(code) => refused(code),
+        if let Some(frame) = first {
+            return match self.config.admit(kind, parts, frame, body) {
+                Ok(request) => FloorFuture::Calling {
+                    future: self.inner.call(request),
+                },
+                Err(code) => refused(code),
+            };
+        }
+        // The message did not come with the headers: wait for it (rare on loopback).
+        let config = Arc::clone(&self.config);
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        FloorFuture::Waiting {
+            future: Box::pin(async move {
+                let frame = match body.frame().await {
+                    Some(Ok(frame)) => frame.into_data().ok(),
+                    _ => None,
+                };
+                let Some(frame) = frame else {
+                    return Ok(refusal(3));
+                };
+                match config.admit(kind, parts, frame, body) {
+                    Ok(request) => Ok(inner.call(request).await?.map(Either::Left)),
+                    Err(code) => Ok(refusal(code)),
                 }
-            }
-            Some(_) => refused(3),
-            None => {
-                // The message did not come with the headers: wait for it (rare on loopback).
-                let config = Arc::clone(&self.config);
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                FloorFuture::Waiting {
-                    future: Box::pin(async move {
-                        let frame = match body.frame().await {
-                            Some(Ok(frame)) => frame.into_data().ok(),
-                            _ => None,
-                        };
-                        let Some(frame) = frame.filter(|f| f.len() >= 5) else {
-                            return Ok(refusal(3));
-                        };
-                        let claims = match config.allows(kind, bearer(&parts.headers), &frame) {
-                            Ok(claims) => claims,
-                            Err(code) => return Ok(refusal(code)),
-                        };
-                        parts.extensions.insert(claims);
-                        let body = Replay {
-                            first: Some(frame),
-                            inner: body,
-                        };
-                        Ok(inner
-                            .call(Request::from_parts(parts, body))
-                            .await?
-                            .map(Either::Left))
-                    }),
-                }
-            }
+            }),
         }
     }
 }
