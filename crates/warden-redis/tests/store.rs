@@ -25,15 +25,35 @@ async fn replicas_agree_the_first_initiator_wins_and_participants_come_and_go() 
         assert_eq!(record.initiator.as_deref(), Some("alice"));
         assert_eq!(record.participants.iter().collect::<Vec<_>>(), ["bob"]);
     }
-    // Keys cannot collide through a `:` in a namespace or id.
-    let tricky = InstanceKey::new("orders:o", "1");
-    assert_eq!(a.get(&tricky).await.unwrap().initiator, None);
     assert_eq!(
         a.get(&InstanceKey::new("orders", "o-2"))
             .await
             .unwrap()
             .initiator,
         None
+    );
+}
+
+#[tokio::test]
+async fn ids_containing_the_separator_never_share_a_record() {
+    let redis = RedisServer::start();
+    let store = RedisInstanceStore::connect(&redis.url).await.unwrap();
+    // Joined with `:` alone, both would be `orders:o:1`.
+    let (one, other) = (
+        InstanceKey::new("orders", "o:1"),
+        InstanceKey::new("orders:o", "1"),
+    );
+    store.record_initiator(&one, "alice").await.unwrap();
+    store.add_participant(&one, "bob").await.unwrap();
+    let record = store.get(&other).await.unwrap();
+    assert_eq!(record.initiator, None, "the initiator leaked across keys");
+    assert!(record.participants.is_empty(), "participants leaked");
+    store.record_initiator(&other, "mallory").await.unwrap();
+    let record = store.get(&one).await.unwrap();
+    assert_eq!(record.initiator.as_deref(), Some("alice"));
+    assert_eq!(
+        store.get(&other).await.unwrap().initiator.as_deref(),
+        Some("mallory")
     );
 }
 
