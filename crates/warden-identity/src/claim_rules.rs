@@ -172,7 +172,9 @@ impl ClaimRules {
     }
 
     /// Temporal's `permissions` claim: `"<namespace>:<role>"` entries, roles OR'd, entries that
-    /// do not parse skipped (as Temporal does), `temporal-system` the system-wide role.
+    /// do not parse skipped, `temporal-system` the system-wide role. Entries that are not
+    /// strings are skipped with a warning, as Temporal's default claim mapper does: skipping
+    /// can only grant less. A claim that is not an array at all is refused.
     fn permissions(
         &self,
         path: &ClaimPath,
@@ -186,7 +188,12 @@ impl ClaimRules {
         };
         for entry in entries {
             let Value::String(entry) = entry else {
-                return Err(wrong_type(path, "an array of strings"));
+                tracing::warn!(
+                    claim = %path,
+                    entry_type = json_type(entry),
+                    "skipping a permissions entry that is not a string"
+                );
+                continue;
             };
             let Some((namespace, role)) = self.split_permission(entry) else {
                 continue;
@@ -217,6 +224,18 @@ impl ClaimRules {
                 (!namespace.is_empty() && !role.contains(':')).then_some((namespace, role))
             }
         }
+    }
+}
+
+/// The JSON type of `value`, for a log line that must not print the value itself.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 
@@ -327,8 +346,8 @@ mod tests {
     }
 
     #[test]
-    fn permissions_of_the_wrong_json_type_are_an_error() {
-        for bad in [json!("orders:read"), json!(7), json!(["orders:read", 1])] {
+    fn a_permissions_claim_that_is_not_an_array_is_an_error() {
+        for bad in [json!("orders:read"), json!(7), json!({"orders": "read"})] {
             let error = apply(
                 &ClaimRules::default(),
                 json!({"sub": "ann", "permissions": bad}),
@@ -339,6 +358,22 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn permissions_entries_that_are_not_strings_are_skipped_as_temporal_skips_them() {
+        let claims = apply(
+            &ClaimRules::default(),
+            json!({
+                "sub": "ann",
+                "permissions": [1, "orders:read", null, {"billing": "admin"}, ["x:admin"], true]
+            }),
+        )
+        .unwrap();
+        // Only the string entry counts: skipping can only grant less.
+        assert_eq!(claims.namespaces.len(), 1);
+        assert_eq!(claims.namespaces["orders"], Roles::READER);
+        assert_eq!(claims.system, Roles::NONE);
     }
 
     #[test]
