@@ -34,6 +34,50 @@ fn decide(set: &RuleSet, claims: Claims, op: Operation) -> (Effect, String) {
 }
 
 #[test]
+fn a_deny_rule_without_a_subject_condition_stops_an_anonymous_caller_an_allow_rule_admits() {
+    let set = rules(
+        r#"
+        [[rule]]
+        id = "anyone-queries"
+        effect = "allow"
+        kinds = ["query"]
+        subject = { anonymous = true }
+
+        [[rule]]
+        id = "no-secrets"
+        effect = "deny"
+        reason = "the secret query is closed"
+        names = ["secret"]
+
+        [[rule]]
+        id = "no-readers-of-audit"
+        effect = "deny"
+        names = ["audit"]
+        subject = { roles = ["reader"] }
+        "#,
+    );
+    let query = |name: &str| op(OperationKind::Query, "QueryWorkflow").with_name(name);
+    assert_eq!(
+        decide(&set, Claims::anonymous(), query("status")),
+        (Effect::Allow, "rules/anyone-queries".into())
+    );
+    assert_eq!(
+        decide(&set, Claims::anonymous(), query("secret")),
+        (Effect::Deny, "rules/no-secrets".into()),
+        "a deny rule with no subject condition applies to anonymous callers too"
+    );
+    assert_eq!(
+        decide(&set, writer(), query("secret")),
+        (Effect::Deny, "rules/no-secrets".into())
+    );
+    // A deny rule's own subject conditions still decide whom it stops.
+    assert_eq!(
+        decide(&set, Claims::anonymous(), query("audit")),
+        (Effect::Allow, "rules/anyone-queries".into())
+    );
+}
+
+#[test]
 fn deny_overrides_allow_whatever_the_order_and_nothing_matched_denies() {
     let set = rules(
         r#"

@@ -124,7 +124,9 @@ pub struct SubjectConfig {
     /// Claim attributes that must equal these values (all of them).
     #[serde(default)]
     pub claims: BTreeMap<String, Value>,
-    /// Whether anonymous callers match (default false: every rule needs a caller).
+    /// Whether anonymous callers match an allow rule (default false: every allow rule needs a
+    /// caller). Deny rules match anonymous callers whatever this says, as far as their other
+    /// conditions do: a denial cannot be escaped by not saying who you are.
     #[serde(default)]
     pub anonymous: bool,
 }

@@ -260,7 +260,9 @@ fn roles_of(names: &[String]) -> Roles {
 }
 
 impl SubjectMatch {
-    fn new(config: &SubjectConfig) -> Self {
+    /// The caller conditions of an allow rule, or of a deny rule (`deny`): a deny rule matches
+    /// anonymous callers too, so a denial cannot be escaped by not saying who you are.
+    fn new(config: &SubjectConfig, deny: bool) -> Self {
         Self {
             ids: config.ids.clone(),
             roles: roles_of(&config.roles),
@@ -272,7 +274,7 @@ impl SubjectMatch {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            anonymous: config.anonymous,
+            anonymous: config.anonymous || deny,
         }
     }
 
@@ -335,7 +337,7 @@ impl Rule {
             workflow_types: Patterns::new(&config.workflow_types),
             names: Patterns::new(&config.names),
             args: config.args.iter().map(ArgPredicate::new).collect(),
-            subject: SubjectMatch::new(&config.subject),
+            subject: SubjectMatch::new(&config.subject, deny),
         }
     }
 
