@@ -45,7 +45,7 @@ use warden_example::{
     },
     policies::identities,
 };
-use warden_tower::{Warden, WardenLayer};
+use warden_tower::WardenLayer;
 
 /// Counts heap allocations, so the in-process part reports them per call: each is a malloc
 /// and a free on the hot path. Counting costs a few relaxed atomic adds, paid alike by every
@@ -119,7 +119,7 @@ fn rules_layer() -> WardenLayer {
         }
         Decision::deny("rules", "no rule matched")
     });
-    Warden::builder(operation_map())
+    WardenLayer::builder(operation_map())
         .authenticate(identities())
         .kinds(warden_core::KindSet::ALL, policy)
         .build()

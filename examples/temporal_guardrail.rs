@@ -24,7 +24,7 @@ use warden::{
     core::{Claims, Roles, identity::StaticTokenMapper},
     policy::roles::{MethodTable, RolePolicy},
     temporal::{TemporalResponder, client::Guardrail},
-    tower::Warden,
+    tower::WardenLayer,
 };
 use warden_example::temporal_server::TemporalDevServer;
 
@@ -75,7 +75,7 @@ async fn main() {
         "reporting-token",
         Claims::for_subject("reporting-job").with_namespace_role("orders", Roles::READER),
     );
-    let layer = Warden::builder(warden::temporal::operation_map())
+    let layer = WardenLayer::builder(warden::temporal::operation_map())
         .responder(TemporalResponder)
         .authenticate(mapper)
         .otherwise(RolePolicy::new(MethodTable::temporal()))

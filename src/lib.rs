@@ -7,9 +7,9 @@
 //!
 //! ```
 //! use warden::core::{identity::StaticTokenMapper, policy::AllowAll};
-//! use warden::tower::{Warden, map::OperationMap};
+//! use warden::tower::{WardenLayer, map::OperationMap};
 //!
-//! let layer = Warden::builder(OperationMap::default())
+//! let layer = WardenLayer::builder(OperationMap::default())
 //!     .authenticate(StaticTokenMapper::new())
 //!     .query(AllowAll::new())
 //!     .build()

@@ -19,7 +19,7 @@ use tonic::Code;
 use warden_core::OperationKind;
 use warden_example::{ExampleService, operation_map, path, policies};
 use warden_tower::{
-    Call, Warden,
+    Call, WardenLayer,
     map::{HttpOperationMap, HttpRoute},
 };
 
@@ -55,7 +55,7 @@ async fn serve_router() -> (std::net::SocketAddr, warden_example::CallLog) {
         )
         .build()
         .unwrap();
-    let layer = Warden::builder(operation_map())
+    let layer = WardenLayer::builder(operation_map())
         .http_routes(routes)
         .authenticate(policies::identities())
         .read(policies::readers())

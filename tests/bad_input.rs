@@ -290,10 +290,10 @@ async fn stalled_call(prefix: &'static [u8]) -> (RawResponse, warden_example::Ca
     use http_body_util::StreamBody;
     use warden_example::{operation_map, policies};
 
-    let warden = warden_tower::Warden::builder(operation_map())
+    let warden = warden_tower::WardenLayer::builder(operation_map())
         .authenticate(policies::identities())
         .signal(policies::writers())
-        .first_message_timeout(Some(Duration::from_millis(200)))
+        .first_message_timeout(Duration::from_millis(200))
         .build()
         .unwrap();
     let (addr, log) = serve(warden).await;

@@ -15,13 +15,13 @@ use warden_example::{
     pb::{TerminateWorkflowRequest, workflow_service_client::WorkflowServiceClient},
     policies,
 };
-use warden_tower::Warden;
+use warden_tower::WardenLayer;
 
 #[tokio::test]
 async fn denied_calls_never_leave_the_client_process() {
     let (addr, log) = serve_bare().await;
     // This process may start, read and query anything, and signal as a writer; nothing else.
-    let guardrail = Warden::builder(operation_map())
+    let guardrail = WardenLayer::builder(operation_map())
         .authenticate(policies::identities())
         .execute(AllowAll::new())
         .query(AllowAll::new())

@@ -32,7 +32,7 @@ use warden_identity::{
     mtls::{MtlsConfig, MtlsIdentity, MtlsMapper},
     tonic::{peer_addr, peer_certificates},
 };
-use warden_tower::{AuthenticateLayer, Warden};
+use warden_tower::{AuthenticateLayer, WardenLayer};
 
 struct Pki {
     /// Issues the server's certificate and the certificates Warden trusts.
@@ -87,9 +87,7 @@ async fn serve_tls(pki: &Pki, mapper: impl ClaimMapper, optional: bool) -> (Sock
         ))
         .client_ca_root(Certificate::from_pem(both))
         .client_auth_optional(optional);
-    let authenticate = AuthenticateLayer::new(mapper)
-        .api_key_header("x-api-key")
-        .peer_certificates_from(peer_certificates);
+    let authenticate = AuthenticateLayer::new(mapper).api_key_header("x-api-key");
     // Starting needs the writer role *and* a loopback peer address, read from tonic's TLS
     // connection info: a missing address would deny every start.
     let loopback = policy_fn("loopback", |request: &AuthzRequest| {
@@ -98,8 +96,8 @@ async fn serve_tls(pki: &Pki, mapper: impl ClaimMapper, optional: bool) -> (Sock
             _ => Decision::deny("loopback", "no loopback peer address"),
         }
     });
-    let warden = Warden::builder(operation_map())
-        .peer_addr_from(peer_addr)
+    let warden = WardenLayer::builder(operation_map())
+        .peer_from(peer_addr, peer_certificates)
         .authenticate_with(authenticate)
         .execute(AllOf::new(
             "writers-on-loopback",

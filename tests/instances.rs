@@ -23,7 +23,7 @@ use warden_example::{
 };
 use warden_policy::instances::InstancePolicy;
 use warden_redis::RedisInstanceStore;
-use warden_tower::{Warden, record::RecordInitiatorLayer};
+use warden_tower::{WardenLayer, record::RecordInitiatorLayer};
 
 fn identities() -> StaticTokenMapper {
     let writer =
@@ -39,7 +39,7 @@ fn identities() -> StaticTokenMapper {
 }
 
 async fn serve_with(store: SharedInstanceStore, policy: InstancePolicy) -> (SocketAddr, CallLog) {
-    let warden = Warden::builder(operation_map())
+    let warden = WardenLayer::builder(operation_map())
         .authenticate(identities())
         .execute(writers())
         .signal(policy.clone())

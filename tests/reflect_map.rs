@@ -8,7 +8,7 @@ use support::*;
 use tonic::Code;
 use warden_core::OperationKind;
 use warden_example::{FILE_DESCRIPTOR_SET, path, pb, policies};
-use warden_tower::{Warden, map::ReflectConfig};
+use warden_tower::{WardenLayer, map::ReflectConfig};
 
 const START: &str = r#"
 [[method]]
@@ -110,7 +110,7 @@ async fn a_reflect_map_decodes_arguments_for_policies_like_a_typed_map() {
         .unwrap()
         .build(FILE_DESCRIPTOR_SET)
         .unwrap();
-    let layer = Warden::builder(map)
+    let layer = WardenLayer::builder(map)
         .authenticate(policies::identities())
         .execute(policies::writers())
         .update(policies::updates_up_to_1000())

@@ -23,7 +23,7 @@ use warden_example::{
 };
 use warden_tower::{
     AuthenticateLayer, AuthorizeLayer, ClassifyLayer, ExecuteLayer, QueryLayer,
-    RequireDecisionLayer, SignalLayer, UpdateLayer, Warden,
+    RequireDecisionLayer, SignalLayer, UpdateLayer, WardenLayer,
 };
 
 /// The example: broad query access for readers, signal access only for writers of the
@@ -140,7 +140,7 @@ async fn start_behind(
 async fn status_under(
     policy: impl warden_core::Policy,
 ) -> (tonic::Status, warden_example::CallLog) {
-    let execute = ExecuteLayer::new(policy).timeout(Duration::from_millis(100));
+    let execute = ExecuteLayer::new(policy).policy_timeout(Duration::from_millis(100));
     let (result, log) = start_behind(execute, "root-token").await;
     (result.unwrap_err(), log)
 }
@@ -371,7 +371,7 @@ async fn missing_and_forged_tokens_are_unauthenticated_before_the_handler() {
 
 #[tokio::test]
 async fn shadow_mode_lets_a_denied_call_through() {
-    let layer = Warden::builder(operation_map())
+    let layer = WardenLayer::builder(operation_map())
         .authenticate(identities())
         .signal(policies::writers())
         .shadow()
@@ -457,7 +457,7 @@ async fn the_one_line_stack_handles_async_mappers_and_policies() {
             )
         },
     );
-    let layer = Warden::builder(operation_map())
+    let layer = WardenLayer::builder(operation_map())
         .authenticate(SlowMapper { hang: false })
         .execute(directory)
         .build()
@@ -486,8 +486,8 @@ async fn the_one_line_stack_handles_async_mappers_and_policies() {
 #[tokio::test]
 async fn a_claim_mapper_that_hangs_is_unavailable_after_its_timeout() {
     for separate_layers in [false, true] {
-        let authenticate =
-            AuthenticateLayer::new(SlowMapper { hang: true }).timeout(Duration::from_millis(50));
+        let authenticate = AuthenticateLayer::new(SlowMapper { hang: true })
+            .mapper_timeout(Duration::from_millis(50));
         let status = if separate_layers {
             let stack = ServiceBuilder::new()
                 .layer(ClassifyLayer::new(operation_map()))
@@ -502,7 +502,7 @@ async fn a_claim_mapper_that_hangs_is_unavailable_after_its_timeout() {
             assert!(log.is_empty());
             status
         } else {
-            let layer = Warden::builder(operation_map())
+            let layer = WardenLayer::builder(operation_map())
                 .authenticate_with(authenticate)
                 .otherwise(AllowAll::new())
                 .build()
@@ -548,7 +548,7 @@ impl warden_tower::rejection::Respond for TaggedResponder {
 
 #[tokio::test]
 async fn a_custom_responder_shapes_every_refusal() {
-    let layer = Warden::builder(operation_map())
+    let layer = WardenLayer::builder(operation_map())
         .authenticate(identities())
         .responder(TaggedResponder)
         .build()
@@ -569,7 +569,7 @@ async fn the_temporal_responder_denies_with_a_permission_denied_failure_a_tonic_
     use prost::Message;
     use warden::temporal::{TemporalResponder, UNAUTHORIZED};
 
-    let warden = warden_tower::Warden::builder(warden_example::operation_map())
+    let warden = warden_tower::WardenLayer::builder(warden_example::operation_map())
         .authenticate(warden_example::policies::identities())
         .signal(warden_example::policies::writers())
         .responder(TemporalResponder)

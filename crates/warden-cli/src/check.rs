@@ -9,10 +9,11 @@ use std::{
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use warden_core::{
-    AuthzRequest, Claims, Decision, Effect, Operation, OperationKind, Roles, Text,
+    AuthzRequest, Claims, Decision, Effect, KindSet, Operation, OperationKind, Roles, Text,
     instances::{InstanceKey, InstanceStore, MemoryInstanceStore, SharedInstanceStore},
 };
 use warden_policy::config::PoliciesConfig;
+use warden_tower::{Code, Engine};
 
 /// The config file `warden check` reads: named policies and which decide each kind.
 pub(crate) type CheckConfig = PoliciesConfig;
@@ -158,6 +159,8 @@ impl CheckRequest {
 pub(crate) struct Outcome {
     /// The final decision.
     pub(crate) decision: Decision,
+    /// The gRPC status a refused call gets.
+    pub(crate) code: Option<Code>,
     /// Each configured policy's own decision (or error), in order.
     pub(crate) policies: Vec<(String, Result<Decision, String>)>,
     /// The kind that selected the policies.
@@ -200,39 +203,34 @@ pub(crate) fn check(config_path: &Path, config: &str, request: &str) -> Result<O
         let built = config.build(base, Some(&store))?;
         let kind = operation.kind;
         let authz = AuthzRequest::new(request.claims()?, operation);
-        let Some((names, combined)) = built.for_kind(kind) else {
-            return Ok(Outcome {
-                decision: Decision::deny(
-                    "authorize",
-                    format!(
-                        "no policy is configured for `{}` (nor a default)",
-                        kind.as_str()
-                    ),
-                ),
-                policies: Vec::new(),
-                kind,
-            });
-        };
         let mut policies = Vec::new();
-        for name in names {
-            if let Some(policy) = built.named.get(name) {
-                let decision = policy.evaluate(&authz).await.map_err(|e| e.to_string());
-                policies.push((name.clone(), decision));
+        if let Some((names, _)) = built.for_kind(kind) {
+            for name in names {
+                if let Some(policy) = built.named.get(name) {
+                    let decision = policy.evaluate(&authz).await.map_err(|e| e.to_string());
+                    policies.push((name.clone(), decision));
+                }
             }
         }
-        let decision = match combined.evaluate(&authz).await {
-            Ok(decision) if decision.effect() == Effect::NotApplicable => Decision::deny(
-                decision.decider().to_owned(),
-                "no policy decides this call (all not applicable)",
-            ),
-            Ok(decision) => decision,
-            Err(error) => Decision::deny(
-                "error",
-                format!("policy error (the call is denied UNAVAILABLE): {error}"),
-            ),
+        // The verdict comes from the engine `warden proxy` builds from the same file: the same
+        // combination, fallback, timeouts and failure handling.
+        let mut engine = Engine::builder();
+        for (kind, policy) in built.kinds() {
+            engine = engine.kinds(KindSet::one(kind), Arc::clone(policy));
+        }
+        let (decision, code) = match engine.build().authorize(&authz).await {
+            Ok(decision) => (decision, None),
+            Err(rejection) => {
+                let decision = rejection
+                    .decision()
+                    .cloned()
+                    .unwrap_or_else(|| Decision::deny("error", rejection.message().to_owned()));
+                (decision, Some(rejection.code()))
+            }
         };
         Ok(Outcome {
             decision,
+            code,
             policies,
             kind,
         })
@@ -260,6 +258,9 @@ impl Outcome {
             "DENY"
         };
         let mut out = format!("{verdict}: {}\n", describe(&self.decision));
+        if let Some(code) = self.code {
+            out.push_str(&format!("status: {}\n", code.as_str().to_uppercase()));
+        }
         out.push_str(&format!("policies for `{}`:\n", self.kind.as_str()));
         if self.policies.is_empty() {
             out.push_str("  (none)\n");
@@ -286,6 +287,7 @@ impl Outcome {
         serde_json::json!({
             "allowed": self.decision.is_allowed(),
             "decision": one(&self.decision),
+            "status": self.code.map(|c| c.as_str()),
             "kind": self.kind.as_str(),
             "policies": self.policies.iter().map(|(name, d)| match d {
                 Ok(d) => serde_json::json!({ "name": name, "decision": one(d) }),

@@ -36,7 +36,8 @@ kinds = ["update"]
 "#;
 
 /// Temporal's roles everywhere; terminate only by the initiator; updates by the rules above.
-fn proxy_config(issuer: &Issuer, upstream: &str) -> String {
+/// `identity` goes in the `[identity]` table, before the mapper.
+fn proxy_config(issuer: &Issuer, upstream: &str, identity: &str) -> String {
     format!(
         r#"
 [listen]
@@ -72,6 +73,9 @@ address = "127.0.0.1:0"
 
 [log]
 format = "json"
+
+[identity]
+{identity}
 {mapper}
 "#,
         mapper = issuer.mapper_toml()
@@ -79,10 +83,17 @@ format = "json"
 }
 
 fn start_proxy(name: &str, issuer: &Issuer) -> ProxyProcess {
+    start_proxy_with(name, issuer, "")
+}
+
+fn start_proxy_with(name: &str, issuer: &Issuer, identity: &str) -> ProxyProcess {
     ProxyProcess::start(
         name,
         &[
-            ("proxy.toml", proxy_config(issuer, &temporal().address)),
+            (
+                "proxy.toml",
+                proxy_config(issuer, &temporal().address, identity),
+            ),
             ("rules.toml", RULES.to_owned()),
         ],
     )
@@ -161,11 +172,21 @@ struct CliOutcome {
 
 /// Runs the real `temporal` CLI against `address` with `token` as gRPC metadata.
 async fn cli(address: &str, token: &str, namespace: &str, args: &[&str]) -> CliOutcome {
-    let output = tokio::process::Command::new(temporal_bin())
+    run_cli(address, Some(token), namespace, args).await
+}
+
+/// Runs the real `temporal` CLI against `address`, with `token` as gRPC metadata when given.
+async fn run_cli(address: &str, token: Option<&str>, namespace: &str, args: &[&str]) -> CliOutcome {
+    let mut command = tokio::process::Command::new(temporal_bin());
+    command
         .args(args)
-        .args(["--address", address, "--namespace", namespace])
-        .arg("--grpc-meta")
-        .arg(format!("authorization=Bearer {token}"))
+        .args(["--address", address, "--namespace", namespace]);
+    if let Some(token) = token {
+        command
+            .arg("--grpc-meta")
+            .arg(format!("authorization=Bearer {token}"));
+    }
+    let output = command
         .args([
             "--disable-config-file",
             "--disable-config-env",
@@ -357,6 +378,43 @@ async fn temporal_cli_through_the_proxy_is_allowed_and_denied_by_role_initiator_
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporal_cli_without_a_token_passes_the_connection_check_and_gets_request_unauthorized() {
+    let issuer = Issuer::start().await;
+    let proxy = start_proxy_with("anonymous", &issuer, "anonymous = true");
+    let at = proxy.address.as_str();
+    let id = unique("anonymous-order");
+    let describe = ["workflow", "describe", "--workflow-id", &id];
+
+    // The CLI's connection check (GetSystemInfo) is open to anonymous callers; the describe
+    // that follows is what the role policy denies, with Temporal's own message.
+    let anonymous = run_cli(at, None, "orders", &describe).await;
+    assert_permission_error("an anonymous describe", &anonymous);
+    assert!(
+        !anonymous.stderr.to_lowercase().contains("unauthenticated"),
+        "an absent credential is not an authentication failure: {}",
+        anonymous.stderr
+    );
+
+    // A credential that is present but bad is still refused as such.
+    let forged = run_cli(at, Some("not-a-jwt"), "orders", &describe).await;
+    assert!(!forged.success, "a bad token is refused: {}", forged.stdout);
+    assert!(
+        forged.stderr.to_lowercase().contains("unauthenticated"),
+        "a bad token is UNAUTHENTICATED: {}",
+        forged.stderr
+    );
+
+    let metrics = proxy.metrics().await;
+    assert!(
+        sample(
+            &metrics,
+            r#"warden_decisions_total{kind="read",outcome="deny"}"#
+        ) >= 1.0,
+        "the anonymous describe was decided by the policy: {metrics}"
+    );
+}
+
 /// The `tonic::Status` inside any client error, by its `Debug` form.
 fn permission_denied(error: &dyn std::fmt::Debug) -> bool {
     let text = format!("{error:?}");
@@ -501,13 +559,13 @@ async fn guarded_reader(frontend: &str) -> Client {
     use warden_core::{Claims, Roles, identity::StaticTokenMapper};
     use warden_policy::roles::{MethodTable, RolePolicy};
     use warden_temporal::{TemporalResponder, client::Guardrail};
-    use warden_tower::Warden;
+    use warden_tower::WardenLayer;
 
     let mapper = StaticTokenMapper::new().with_token(
         "reader-token",
         Claims::for_subject("reporting-job").with_namespace_role("orders", Roles::READER),
     );
-    let layer = Warden::builder(warden_temporal::operation_map())
+    let layer = WardenLayer::builder(warden_temporal::operation_map())
         .responder(TemporalResponder)
         .authenticate(mapper)
         .otherwise(RolePolicy::new(MethodTable::temporal()))

@@ -42,10 +42,27 @@ impl Roles {
         Self(bits & 0b1111)
     }
 
-    /// Whether every role of `other` is in `self`.
+    /// Whether every role of `other` is in `self`, bit by bit: `WRITER` does not contain
+    /// `READER`. To ask "may this caller read?", use [`at_least`](Self::at_least).
     #[inline]
     pub const fn contains(self, other: Self) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// Whether the role set grants at least `access`, compared as numbers the way Temporal's
+    /// default authorizer compares them: a writer or an admin reads, a worker alone does not.
+    ///
+    /// ```
+    /// use warden_core::Roles;
+    ///
+    /// assert!(Roles::WRITER.at_least(Roles::READER));
+    /// assert!(!Roles::WRITER.contains(Roles::READER));
+    /// assert!(!Roles::WORKER.at_least(Roles::READER));
+    /// assert!((Roles::WORKER | Roles::READER).at_least(Roles::READER));
+    /// ```
+    #[inline]
+    pub const fn at_least(self, access: Self) -> bool {
+        self.0 >= access.0
     }
 
     /// Whether no role is set.

@@ -16,8 +16,8 @@
 //! let policy = policy_fn("signals-need-writer", |request: &AuthzRequest| {
 //!     let role = request.subject.role_in(request.operation.namespace.as_deref());
 //!     match request.operation.kind {
-//!         OperationKind::Query if role.contains(Roles::READER) => Decision::allow("signals-need-writer"),
-//!         OperationKind::Signal if role.contains(Roles::WRITER) => Decision::allow("signals-need-writer"),
+//!         OperationKind::Query if role.at_least(Roles::READER) => Decision::allow("signals-need-writer"),
+//!         OperationKind::Signal if role.at_least(Roles::WRITER) => Decision::allow("signals-need-writer"),
 //!         _ => Decision::deny("signals-need-writer", "writers only"),
 //!     }
 //! });

@@ -22,6 +22,8 @@ pub struct RequestContext {
     pub protocol: Protocol,
     /// The peer's address, when known.
     pub peer_addr: Option<SocketAddr>,
+    /// The TLS peer's certificate chain (leaf first, DER), when the peer presented one.
+    pub peer_certificates: Option<Arc<[Vec<u8>]>>,
     /// Which message of a stream this is (0 for the first or only message).
     pub message_index: u64,
 }
@@ -31,6 +33,7 @@ impl Default for RequestContext {
         Self {
             protocol: Protocol::InProcess,
             peer_addr: None,
+            peer_certificates: None,
             message_index: 0,
         }
     }
@@ -49,6 +52,13 @@ impl RequestContext {
     #[must_use]
     pub fn with_peer_addr(mut self, peer_addr: Option<SocketAddr>) -> Self {
         self.peer_addr = peer_addr;
+        self
+    }
+
+    /// Sets the peer's certificate chain.
+    #[must_use]
+    pub fn with_peer_certificates(mut self, chain: Option<Arc<[Vec<u8>]>>) -> Self {
+        self.peer_certificates = chain;
         self
     }
 

@@ -19,7 +19,7 @@ fn role(request: &AuthzRequest) -> Roles {
 pub fn readers() -> PolicyFn<Rule> {
     policy_fn("readers", |request: &AuthzRequest| {
         // Temporal compares roles as numbers: reader (2) and above read; a worker (1) alone does not.
-        if role(request).bits() >= Roles::READER.bits() {
+        if role(request).at_least(Roles::READER) {
             Decision::allow("readers")
         } else {
             Decision::deny("readers", "needs the reader role in this namespace")
@@ -30,7 +30,7 @@ pub fn readers() -> PolicyFn<Rule> {
 /// Only writers (or admins) of the call's namespace may start, signal and cancel.
 pub fn writers() -> PolicyFn<Rule> {
     policy_fn("writers", |request: &AuthzRequest| {
-        if role(request).bits() >= Roles::WRITER.bits() {
+        if role(request).at_least(Roles::WRITER) {
             Decision::allow("writers")
         } else {
             Decision::deny("writers", "needs the writer role in this namespace")
@@ -49,8 +49,8 @@ pub fn updates_up_to_1000() -> PolicyFn<Rule> {
             .and_then(|a| a.get("amount"))
             .and_then(Value::as_f64);
         match amount {
-            _ if role.contains(Roles::ADMIN) => Decision::allow("updates-up-to-1000"),
-            _ if role.bits() < Roles::WRITER.bits() => Decision::deny(
+            _ if role.at_least(Roles::ADMIN) => Decision::allow("updates-up-to-1000"),
+            _ if !role.at_least(Roles::WRITER) => Decision::deny(
                 "updates-up-to-1000",
                 "needs the writer role in this namespace",
             ),
@@ -66,7 +66,7 @@ pub fn updates_up_to_1000() -> PolicyFn<Rule> {
 /// Only admins may terminate.
 pub fn admins() -> PolicyFn<Rule> {
     policy_fn("admins", |request: &AuthzRequest| {
-        if role(request).contains(Roles::ADMIN) {
+        if role(request).at_least(Roles::ADMIN) {
             Decision::allow("admins")
         } else {
             Decision::deny("admins", "needs the admin role")
@@ -126,7 +126,7 @@ pub fn demo_layer_authenticated(
     authenticate: warden_tower::AuthenticateLayer,
 ) -> warden_tower::WardenLayer {
     use warden_core::{KindSet, OperationKind};
-    let result = warden_tower::Warden::builder(crate::operation_map())
+    let result = warden_tower::WardenLayer::builder(crate::operation_map())
         .authenticate_with(authenticate)
         .query(readers())
         .read(readers())

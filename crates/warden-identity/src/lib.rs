@@ -67,6 +67,14 @@ pub struct IdentityConfig {
     /// authenticate layer (`warden proxy` does); without it, API-key mappers see no key.
     #[serde(default)]
     pub api_key_header: Option<String>,
+    /// Authenticate a call that carries no credential at all (no bearer token, API key or
+    /// client certificate) as an anonymous caller and leave it to the policies, as Temporal
+    /// does: its role policy opens the health check and `GetSystemInfo` to anyone and denies
+    /// the rest with `Request unauthorized.`. A credential that is present but bad is still
+    /// `UNAUTHENTICATED`. Default `false`: such calls are refused `UNAUTHENTICATED` at the
+    /// edge, so a policy that forgets to check for a subject cannot admit a stranger.
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 /// An [`IdentityConfig`] that cannot work.

@@ -6,11 +6,11 @@
 //!
 //! ```no_run
 //! use warden_identity::tonic::{peer_addr, peer_certificates};
-//! use warden_tower::{AuthenticateLayer, Warden};
+//! use warden_tower::{AuthenticateLayer, WardenLayer};
 //! # fn layer(map: warden_tower::map::OperationMap, mapper: warden_identity::FirstOf) {
-//! let warden = Warden::builder(map)
-//!     .peer_addr_from(peer_addr)
-//!     .authenticate_with(AuthenticateLayer::new(mapper).peer_certificates_from(peer_certificates));
+//! let warden = WardenLayer::builder(map)
+//!     .peer_from(peer_addr, peer_certificates)
+//!     .authenticate_with(AuthenticateLayer::new(mapper));
 //! # let _ = warden; }
 //! ```
 

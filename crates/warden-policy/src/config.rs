@@ -156,6 +156,14 @@ impl BuiltPolicies {
             .get(&kind)
             .map(|(names, policy)| (names.as_slice(), policy))
     }
+
+    /// Each operation kind that has policies, with them combined (deny overrides), in the
+    /// order of [`OperationKind::ALL`]: what an engine is built from.
+    pub fn kinds(&self) -> impl Iterator<Item = (OperationKind, &SharedPolicy)> {
+        OperationKind::ALL
+            .into_iter()
+            .filter_map(|kind| Some((kind, self.for_kind(kind)?.1)))
+    }
 }
 
 impl PoliciesConfig {

@@ -145,7 +145,7 @@ impl Policy for InstancePolicy {
         let claims = &request.subject;
         if claims
             .role_in(op.namespace.as_deref())
-            .contains(Roles::ADMIN)
+            .at_least(Roles::ADMIN)
         {
             return Answer::Ready(Ok(
                 Decision::allow(Arc::clone(&self.decider)).with_reason("admin")

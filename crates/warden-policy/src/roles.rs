@@ -379,7 +379,7 @@ impl RolePolicy {
             }
         };
         let required = needed.access.required();
-        if role.bits() >= required.bits() {
+        if role.at_least(required) {
             return Decision::allow(ROLE_POLICY);
         }
         let place = match namespace {

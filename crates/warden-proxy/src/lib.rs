@@ -69,11 +69,11 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::T
 use tower_layer::Layer;
 use tower_service::Service;
 use warden_core::{
-    KindSet, OperationKind,
+    KindSet,
     instances::{MemoryInstanceStore, SharedInstanceStore},
 };
 use warden_tower::{
-    AuthenticateLayer, Warden, WardenLayer,
+    AuthenticateLayer, WardenLayer,
     map::{OperationMap, ReflectConfig},
     record::RecordInitiatorLayer,
 };
@@ -266,7 +266,7 @@ async fn warden_layer(
             .await
             .map_err(|e| ProxyError::Config(e.to_string()))?,
     )
-    .peer_certificates_from(warden_identity::tonic::peer_certificates);
+    .anonymous(config.identity.anonymous);
     if let Some(header) = &config.identity.api_key_header {
         let header = http::HeaderName::try_from(header.as_str())
             .map_err(|e| ProxyError::Config(format!("identity.api_key_header `{header}`: {e}")))?;
@@ -274,20 +274,21 @@ async fn warden_layer(
     }
 
     let limits = &config.limits;
-    let mut builder = Warden::builder(operation_map(&config.service, base)?);
+    let mut builder = WardenLayer::builder(operation_map(&config.service, base)?);
     if config.service.preset == Preset::Temporal {
         builder = builder.responder(warden_temporal::TemporalResponder);
     }
     let mut builder = builder
-        .peer_addr_from(warden_identity::tonic::peer_addr)
+        .peer_from(
+            warden_identity::tonic::peer_addr,
+            warden_identity::tonic::peer_certificates,
+        )
         .authenticate_with(authenticate)
         .max_message_size(limits.max_message_bytes)
-        .first_message_timeout(Some(Duration::from_secs(limits.first_message_seconds)))
+        .first_message_timeout(Duration::from_secs(limits.first_message_seconds))
         .policy_timeout(Duration::from_millis(limits.policy_timeout_ms));
-    for kind in OperationKind::ALL {
-        if let Some((_, policy)) = built.for_kind(kind) {
-            builder = builder.kinds(KindSet::one(kind), Arc::clone(policy));
-        }
+    for (kind, policy) in built.kinds() {
+        builder = builder.kinds(KindSet::one(kind), Arc::clone(policy));
     }
     if config.shadow {
         builder = builder.shadow();

@@ -44,9 +44,9 @@ use temporalio_client::callback_based::{
 use tonic::{Status, transport::Channel};
 use tower_layer::Layer;
 use tower_service::Service;
-use warden_tower::{ClassifiedBody, WardenLayer, WardenService};
+use warden_tower::{ClassifiedBody, Warden, WardenLayer};
 
-type Stack = WardenService<Forward>;
+type Stack = Warden<Forward>;
 
 /// Runs a Warden stack in the client; see the [module docs](self).
 #[derive(Clone, Debug)]

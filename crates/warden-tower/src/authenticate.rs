@@ -3,7 +3,7 @@
 //! [`AuthenticateLayer`] gathers the credentials of a call into an [`AuthInfo`] — the bearer
 //! token of `authorization: Bearer …` (scheme case-insensitive), an API key from a header you
 //! name, the TLS peer's certificates ([`PeerCertificates`]), the peer address, and metadata you
-//! ask to keep — and asks a [`ClaimMapper`] for the caller's [`Claims`]. They go on in the
+//! ask to keep — and asks a [`ClaimMapper`] for the caller's [`Claims`](warden_core::Claims). They go on in the
 //! request extensions as `Arc<Claims>`, for the authorization layers and for handlers. A
 //! failure is answered `UNAUTHENTICATED` (or `UNAVAILABLE` when the identity provider cannot be
 //! reached) before the handler runs; the message names the reason and never the credential.
@@ -20,7 +20,6 @@
 
 use std::{
     fmt,
-    panic::{AssertUnwindSafe, catch_unwind},
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -29,31 +28,20 @@ use std::{
 use http::{HeaderMap, HeaderName, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
-use warden_core::{Answer, AuthError, AuthInfo, ClaimMapper, Claims, Secret};
+use warden_core::{Answer, AuthError, AuthInfo, ClaimMapper, RequestContext, Secret};
 
+pub use crate::engine::DEFAULT_MAPPER_TIMEOUT;
 use crate::{
     body::ResponseBody,
     call::Call,
-    gate::{Admit, Gate},
-    rejection::{Code, Rejection},
+    engine::{Authenticator, authenticator_rejection},
+    future::{Admission, ResponseFuture},
 };
 
 /// The TLS peer's certificate chain (leaf first, DER), for transports that terminate TLS
 /// themselves to put in request extensions.
 #[derive(Clone, Debug)]
 pub struct PeerCertificates(pub Arc<[Vec<u8>]>);
-
-/// Reads the TLS peer's certificate chain (leaf first, DER) from request extensions.
-pub type PeerCertificatesFn = fn(&http::Extensions) -> Option<Arc<[Vec<u8>]>>;
-
-fn default_peer_certificates(extensions: &http::Extensions) -> Option<Arc<[Vec<u8>]>> {
-    extensions
-        .get::<PeerCertificates>()
-        .map(|chain| Arc::clone(&chain.0))
-}
-
-/// How long an asynchronous claim mapper may take before the call is denied `UNAVAILABLE`.
-pub const DEFAULT_MAPPER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Authenticates each call; see the [module docs](self).
 #[derive(Clone)]
@@ -64,20 +52,23 @@ pub struct AuthenticateLayer {
 
 #[derive(Clone)]
 pub(crate) struct Config {
-    mapper: Arc<dyn ClaimMapper>,
+    pub(crate) credentials: Credentials,
+    pub(crate) authenticator: Authenticator,
+}
+
+/// Which request headers carry credentials.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Credentials {
     api_key_header: Option<HeaderName>,
     metadata: Vec<HeaderName>,
-    timeout: Duration,
-    peer_certificates: PeerCertificatesFn,
 }
 
 impl fmt::Debug for AuthenticateLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthenticateLayer")
-            .field("api_key_header", &self.config.api_key_header)
-            .field("metadata", &self.config.metadata)
-            .field("timeout", &self.config.timeout)
-            .finish_non_exhaustive()
+            .field("credentials", &self.config.credentials)
+            .field("authenticator", &self.config.authenticator)
+            .finish()
     }
 }
 
@@ -91,11 +82,8 @@ impl AuthenticateLayer {
     pub fn shared(mapper: Arc<dyn ClaimMapper>) -> Self {
         Self {
             config: Arc::new(Config {
-                mapper,
-                api_key_header: None,
-                metadata: Vec::new(),
-                timeout: DEFAULT_MAPPER_TIMEOUT,
-                peer_certificates: default_peer_certificates,
+                credentials: Credentials::default(),
+                authenticator: Authenticator::new(mapper),
             }),
         }
     }
@@ -116,29 +104,28 @@ impl AuthenticateLayer {
 
     /// Reads an API key from `header`, a name known only at run time (e.g. from config).
     pub fn api_key_header_name(self, header: HeaderName) -> Self {
-        self.edit(|c| c.api_key_header = Some(header))
+        self.edit(|c| c.credentials.api_key_header = Some(header))
     }
 
     /// Keeps the metadata entry `header` in [`AuthInfo::metadata`] for the mapper.
     pub fn keep_metadata(self, header: HeaderName) -> Self {
-        self.edit(|c| c.metadata.push(header))
+        self.edit(|c| c.credentials.metadata.push(header))
     }
 
     /// How long an asynchronous mapper may take (default 5 s).
-    pub fn timeout(self, timeout: Duration) -> Self {
-        self.edit(|c| c.timeout = timeout)
+    pub fn mapper_timeout(self, timeout: Duration) -> Self {
+        self.edit(|c| c.authenticator.set_timeout(timeout))
     }
 
-    /// Where to find the TLS peer's certificates (default: [`PeerCertificates`]); e.g.
-    /// `warden_identity::mtls::tonic_peer_certificates` on a tonic server with TLS.
-    pub fn peer_certificates_from(self, f: PeerCertificatesFn) -> Self {
-        self.edit(|c| c.peer_certificates = f)
+    /// Authenticates a call that carries no credential at all as an anonymous caller, for the
+    /// policies to judge (as Temporal does); a credential that is present but bad is still
+    /// refused `UNAUTHENTICATED`. Off by default.
+    pub fn anonymous(self, anonymous: bool) -> Self {
+        self.edit(|c| c.authenticator.set_anonymous(anonymous))
     }
-}
 
-impl AuthenticateLayer {
-    pub(crate) fn config(&self) -> Arc<Config> {
-        Arc::clone(&self.config)
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 }
 
@@ -166,13 +153,12 @@ impl<S> fmt::Debug for Authenticate<S> {
     }
 }
 
-impl Config {
-    /// The credentials of a call; `peer_addr` is what the classify layer found.
+impl Credentials {
+    /// The credentials of a call: its headers, and the peer the classify layer found.
     pub(crate) fn auth_info(
         &self,
         headers: &HeaderMap,
-        extensions: &http::Extensions,
-        peer_addr: Option<std::net::SocketAddr>,
+        context: &RequestContext,
     ) -> Result<AuthInfo, AuthError> {
         let mut info = AuthInfo::new();
         if let Some(value) = headers.get(http::header::AUTHORIZATION)
@@ -188,10 +174,10 @@ impl Config {
                 .map_err(|_| AuthError::invalid("malformed API key header"))?;
             info = info.with_api_key(Secret::new(key.trim()));
         }
-        if let Some(chain) = (self.peer_certificates)(extensions) {
-            info = info.with_peer_certificates(chain);
+        if let Some(chain) = &context.peer_certificates {
+            info = info.with_peer_certificates(Arc::clone(chain));
         }
-        info = info.with_peer_addr(peer_addr);
+        info = info.with_peer_addr(context.peer_addr);
         for name in &self.metadata {
             if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
                 info.metadata
@@ -199,29 +185,6 @@ impl Config {
             }
         }
         Ok(info)
-    }
-
-    /// Maps `info` to claims. A panicking mapper, a failure and an asynchronous mapper that
-    /// does not answer within the timeout all become the rejection the caller gets.
-    pub(crate) fn map(&self, info: &AuthInfo) -> Answer<Result<Arc<Claims>, Rejection>> {
-        let answer = match catch_unwind(AssertUnwindSafe(|| self.mapper.map(info))) {
-            Ok(answer) => answer,
-            Err(_) => Answer::Ready(Err(AuthError::unavailable("the claim mapper panicked"))),
-        };
-        match answer {
-            Answer::Ready(result) => Answer::Ready(result.map_err(|e| rejection(&e))),
-            Answer::Pending(mapping) => {
-                let limit = self.timeout;
-                Answer::pending(async move {
-                    match tokio::time::timeout(limit, mapping).await {
-                        Ok(result) => result.map_err(|e| rejection(&e)),
-                        Err(_) => Err(rejection(&AuthError::unavailable(format!(
-                            "no answer within {limit:?}"
-                        )))),
-                    }
-                })
-            }
-        }
     }
 }
 
@@ -248,50 +211,40 @@ fn bearer_token(value: &[u8]) -> Result<Option<&str>, AuthError> {
     Ok(Some(token))
 }
 
-pub(crate) fn rejection(error: &AuthError) -> Rejection {
-    crate::telemetry::record_authentication_failure();
-    tracing::info!(target: "warden::audit", reason = %error, "authentication failed");
-    let code = match error {
-        AuthError::Unavailable { .. } => Code::Unavailable,
-        _ => Code::Unauthenticated,
-    };
-    Rejection::new(code, format!("unauthenticated: {error}"))
-}
-
 impl<S, B, ResB> Service<Request<B>> for Authenticate<S>
 where
     S: Service<Request<B>, Response = Response<ResB>> + Clone,
 {
     type Response = Response<ResponseBody<ResB>>;
     type Error = S::Error;
-    type Future = Gate<S, B, Arc<Claims>>;
+    type Future = ResponseFuture<S, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let peer_addr = request
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let context = request
             .extensions()
             .get::<Call>()
-            .and_then(|c| c.context.peer_addr);
+            .map(|c| c.context.clone())
+            .unwrap_or_default();
         let info = match self
             .config
-            .auth_info(request.headers(), request.extensions(), peer_addr)
+            .credentials
+            .auth_info(request.headers(), &context)
         {
             Ok(info) => info,
-            Err(error) => return Gate::refused(&request, &rejection(&error)),
+            Err(error) => {
+                return ResponseFuture::refused(&request, &authenticator_rejection(&error));
+            }
         };
-        match self.config.map(&info) {
-            Answer::Ready(Ok(claims)) => {
-                claims.admit(request.extensions_mut());
-                // The inner service was polled ready: call it directly, no clone needed.
-                Gate::calling(self.inner.call(request))
-            }
-            Answer::Ready(Err(rejection)) => Gate::refused(&request, &rejection),
+        let answer = match self.config.authenticator.authenticate(&info) {
+            Answer::Ready(result) => Answer::Ready(result.map(Admission::Claims)),
             Answer::Pending(mapping) => {
-                Gate::deferred(&mut self.inner, request, Answer::Pending(mapping))
+                Answer::pending(async move { mapping.await.map(Admission::Claims) })
             }
-        }
+        };
+        ResponseFuture::admit(&mut self.inner, request, answer)
     }
 }

@@ -11,7 +11,9 @@ use http::{HeaderMap, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::rejection::Rejection;
+use warden_core::Protocol;
+
+use crate::rejection::{Rejection, SharedResponder};
 
 pin_project! {
     /// The body of a response that passed through Warden: the inner service's body, or the
@@ -23,7 +25,7 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         kind: Kind<B>,
-        stream_denial: Option<Arc<StreamDenial>>,
+        stream_denial: Option<Box<(Arc<StreamDenial>, SharedResponder)>>,
         trailers_sent: bool,
     }
 }
@@ -55,8 +57,14 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    pub(crate) fn watching(mut self, denial: Arc<StreamDenial>) -> Self {
-        self.stream_denial = Some(denial);
+    /// Ends the response with the stream's denial, answered by `responder`, if a later
+    /// request message is denied.
+    pub(crate) fn watching(
+        mut self,
+        denial: Arc<StreamDenial>,
+        responder: SharedResponder,
+    ) -> Self {
+        self.stream_denial = Some(Box::new((denial, responder)));
         self
     }
 }
@@ -83,20 +91,24 @@ where
             KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             KindProj::Inner { body } => {
                 let frame = ready!(body.poll_frame(cx));
-                let Some(denial) = this.stream_denial.as_ref().and_then(|d| d.get()) else {
+                let Some((denial, responder)) = this
+                    .stream_denial
+                    .as_deref()
+                    .and_then(|(d, r)| Some((d.get()?, r)))
+                else {
                     return Poll::Ready(frame);
                 };
                 match frame {
                     Some(Ok(frame)) if frame.is_trailers() => {
                         let mut trailers = frame.into_trailers().unwrap_or_default();
-                        overwrite_status(&mut trailers, denial);
+                        overwrite_status(&mut trailers, responder, denial);
                         *this.trailers_sent = true;
                         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
                     }
                     None if !*this.trailers_sent => {
                         *this.trailers_sent = true;
                         let mut trailers = HeaderMap::new();
-                        overwrite_status(&mut trailers, denial);
+                        overwrite_status(&mut trailers, responder, denial);
                         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
                     }
                     other => Poll::Ready(other),
@@ -112,8 +124,8 @@ where
                     && (self.trailers_sent
                         || self
                             .stream_denial
-                            .as_ref()
-                            .is_none_or(|d| d.get().is_none()))
+                            .as_deref()
+                            .is_none_or(|(d, _)| d.get().is_none()))
             }
             Kind::Full { data } => data.is_none(),
         }
@@ -129,9 +141,11 @@ where
     }
 }
 
-fn overwrite_status(trailers: &mut HeaderMap, denial: &Rejection) {
-    let response = crate::rejection::grpc_trailers_only(denial.code(), denial.message());
-    for name in ["grpc-status", "grpc-message"] {
+/// Replaces the handler's status with the denial, as the configured responder answers it (its
+/// error details included: Temporal's SDKs read them).
+fn overwrite_status(trailers: &mut HeaderMap, responder: &SharedResponder, denial: &Rejection) {
+    let response = responder.respond(denial, Protocol::Grpc);
+    for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
         match response.headers().get(name) {
             Some(value) => {
                 trailers.insert(name, value.clone());
@@ -141,7 +155,6 @@ fn overwrite_status(trailers: &mut HeaderMap, denial: &Rejection) {
             }
         }
     }
-    trailers.remove("grpc-status-details-bin");
     trailers
         .entry("grpc-status")
         .or_insert_with(|| HeaderValue::from_static("7"));

@@ -1,49 +1,29 @@
-//! The usual stack in one line.
+//! The usual stack in one line: [`WardenLayer::builder`].
 
-use std::{fmt, sync::Arc, time::Duration};
-
-use tower_layer::Layer;
-use warden_core::{ClaimMapper, KindSet, OperationKind, Policy, SharedPolicy, policy::DenyAll};
-
-use crate::{
-    AuthenticateLayer, ClassifyLayer,
-    authorize::Authorizer,
-    classify::{Classify, PeerAddrFn},
-    guard::Guard,
-    map::{HttpOperationMap, OperationMap},
-    rejection::Respond,
+use std::{
+    fmt,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
 };
 
-/// Entry point of the one-line builder.
-///
-/// ```
-/// use warden_core::{identity::StaticTokenMapper, policy::AllowAll};
-/// use warden_tower::{Warden, map::OperationMap};
-///
-/// let layer = Warden::builder(OperationMap::default())
-///     .authenticate(StaticTokenMapper::new())
-///     .query(AllowAll::new())
-///     .build()
-///     .unwrap();
-/// // Use it with `tonic::transport::Server::builder().layer(layer)` or `Router::layer(layer)`.
-/// # let _ = layer;
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct Warden;
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body::Body;
+use tower_layer::Layer;
+use tower_service::Service;
+use warden_core::{Answer, BoxError, ClaimMapper, KindSet, OperationKind, Policy};
 
-impl Warden {
-    /// Starts a stack that classifies gRPC calls with `map`.
-    pub fn builder(map: OperationMap) -> WardenBuilder {
-        WardenBuilder {
-            classify: ClassifyLayer::new(map),
-            authenticate: None,
-            authorizers: Vec::new(),
-            otherwise: None,
-            timeout: None,
-            shadow: false,
-        }
-    }
-}
+use crate::{
+    AuthenticateLayer, ClassifiedBody, ClassifyLayer,
+    authenticate::Credentials,
+    body::ResponseBody,
+    call::Call,
+    classify::{self, Admitted, Classify, Decide, PeerAddrFn, PeerCertificatesFn},
+    engine::{Engine, EngineBuilder, authenticator_rejection, kind_setters},
+    map::{HttpOperationMap, OperationMap},
+    rejection::{Code, Rejection, Respond},
+};
 
 /// Why a stack could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,10 +42,7 @@ pub enum BuildError {
 pub struct WardenBuilder {
     classify: ClassifyLayer,
     authenticate: Option<AuthenticateLayer>,
-    authorizers: Vec<Authorizer>,
-    otherwise: Option<SharedPolicy>,
-    timeout: Option<Duration>,
-    shadow: bool,
+    engine: EngineBuilder,
 }
 
 impl fmt::Debug for WardenBuilder {
@@ -73,8 +50,8 @@ impl fmt::Debug for WardenBuilder {
         f.debug_struct("WardenBuilder")
             .field("classify", &self.classify)
             .field("authenticate", &self.authenticate)
-            .field("authorizers", &self.authorizers)
-            .finish_non_exhaustive()
+            .field("engine", &self.engine)
+            .finish()
     }
 }
 
@@ -87,7 +64,7 @@ impl WardenBuilder {
 
     /// How long a call may take to deliver its first message (default 30 s); see
     /// [`ClassifyLayer::first_message_timeout`].
-    pub fn first_message_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+    pub fn first_message_timeout(mut self, timeout: Duration) -> Self {
         self.classify = self.classify.first_message_timeout(timeout);
         self
     }
@@ -104,9 +81,10 @@ impl WardenBuilder {
         self
     }
 
-    /// Where to find the peer address in request extensions.
-    pub fn peer_addr_from(mut self, f: PeerAddrFn) -> Self {
-        self.classify = self.classify.peer_addr_from(f);
+    /// Where the transport keeps the peer's address and TLS certificates; see
+    /// [`ClassifyLayer::peer_from`].
+    pub fn peer_from(mut self, addr: PeerAddrFn, certificates: PeerCertificatesFn) -> Self {
+        self.classify = self.classify.peer_from(addr, certificates);
         self
     }
 
@@ -115,128 +93,189 @@ impl WardenBuilder {
         self.authenticate_with(AuthenticateLayer::new(mapper))
     }
 
-    /// Authenticates callers with a configured layer.
+    /// Authenticates callers with a configured layer (API key header, metadata, timeout,
+    /// anonymous callers).
     pub fn authenticate_with(mut self, layer: AuthenticateLayer) -> Self {
         self.authenticate = Some(layer);
         self
     }
 
-    fn guard(mut self, label: &'static str, kinds: KindSet, policy: impl Policy) -> Self {
-        self.authorizers
-            .push(Authorizer::new(label, kinds, Arc::new(policy)));
+    fn kind_policy(mut self, label: &'static str, kinds: KindSet, policy: impl Policy) -> Self {
+        self.engine = self.engine.labelled(label, kinds, policy);
         self
     }
 
-    /// Authorizes start/create calls with `policy`.
-    pub fn execute(self, policy: impl Policy) -> Self {
-        self.guard("execute", KindSet::one(OperationKind::Execute), policy)
-    }
-
-    /// Authorizes signals with `policy`.
-    pub fn signal(self, policy: impl Policy) -> Self {
-        self.guard("signal", KindSet::one(OperationKind::Signal), policy)
-    }
-
-    /// Authorizes queries with `policy`.
-    pub fn query(self, policy: impl Policy) -> Self {
-        self.guard("query", KindSet::one(OperationKind::Query), policy)
-    }
-
-    /// Authorizes updates with `policy`.
-    pub fn update(self, policy: impl Policy) -> Self {
-        self.guard("update", KindSet::one(OperationKind::Update), policy)
-    }
-
-    /// Authorizes cancel and terminate calls with `policy`.
-    pub fn cancel(self, policy: impl Policy) -> Self {
-        let kinds = KindSet::one(OperationKind::Cancel).with(OperationKind::Terminate);
-        self.guard("cancel", kinds, policy)
-    }
-
-    /// Authorizes reads with `policy`.
-    pub fn read(self, policy: impl Policy) -> Self {
-        self.guard("read", KindSet::one(OperationKind::Read), policy)
-    }
-
-    /// Authorizes worker calls with `policy`.
-    pub fn worker(self, policy: impl Policy) -> Self {
-        self.guard("worker", KindSet::one(OperationKind::Worker), policy)
-    }
-
-    /// Authorizes administration with `policy`.
-    pub fn admin(self, policy: impl Policy) -> Self {
-        self.guard("admin", KindSet::one(OperationKind::Admin), policy)
-    }
-
-    /// Authorizes calls of any kind in `kinds` with `policy` (in addition to the per-kind
-    /// policies: every policy that applies must allow).
-    pub fn kinds(self, kinds: KindSet, policy: impl Policy) -> Self {
-        self.guard("authorize", kinds, policy)
-    }
+    kind_setters!();
 
     /// Decides calls no other policy decided (default: deny all).
     pub fn otherwise(mut self, policy: impl Policy) -> Self {
-        self.otherwise = Some(Arc::new(policy));
+        self.engine = self.engine.otherwise(policy);
         self
     }
 
-    /// How long any policy may take (default 5 s).
+    /// How long any policy may take before the call is denied `UNAVAILABLE` (default 5 s).
     pub fn policy_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.engine = self.engine.policy_timeout(timeout);
         self
     }
 
     /// Shadow (dry-run) mode for every policy: decisions are logged, calls go through.
     pub fn shadow(mut self) -> Self {
-        self.shadow = true;
+        self.engine = self.engine.shadow();
         self
     }
 
     /// Builds the layer.
     pub fn build(self) -> Result<WardenLayer, BuildError> {
         let authenticate = self.authenticate.ok_or(BuildError::NoClaimMapper)?;
-        let mut authorizers = self.authorizers;
-        let otherwise = self.otherwise.unwrap_or_else(|| {
-            Arc::new(DenyAll::with_reason(
-                "otherwise",
-                "no policy covers this operation",
-            ))
-        });
-        authorizers.push(Authorizer::fallback(otherwise));
-        for authorizer in &mut authorizers {
-            if let Some(timeout) = self.timeout {
-                authorizer.set_timeout(timeout);
-            }
-            authorizer.set_shadow(self.shadow);
-        }
+        let config = authenticate.config();
+        let engine = self.engine.authenticator(&config.authenticator).build();
         Ok(WardenLayer {
             classify: self.classify,
-            guard: Arc::new(Guard {
-                authenticate: authenticate.config(),
-                authorizers: authorizers.into(),
+            decide: Arc::new(EngineStep {
+                engine,
+                credentials: config.credentials.clone(),
             }),
         })
     }
 }
 
-/// The assembled stack: [`Classify`] that also authenticates, authorizes per kind and requires
-/// a decision — the same as [`ClassifyLayer`], [`AuthenticateLayer`], the authorization layers
-/// and [`RequireDecisionLayer`](crate::RequireDecisionLayer) stacked, in one service with one
-/// response future and one body wrapper.
+/// Warden's usual stack as one layer: classify, authenticate, authorize per kind, require a
+/// decision — the same [`Engine`] as [`ClassifyLayer`], [`AuthenticateLayer`], the
+/// authorization layers and [`RequireDecisionLayer`](crate::RequireDecisionLayer) stacked,
+/// run inside one service with one response future and one body wrapper.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use http::{Request, Response};
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use warden_core::{Claims, OperationKind, identity::StaticTokenMapper, policy::AllowAll};
+/// use warden_tower::{WardenLayer, map::OperationMap};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let map = OperationMap::builder()
+///     .method("/shop.Orders/Get", OperationKind::Query)
+///     .method("/shop.Orders/Cancel", OperationKind::Cancel)
+///     .build()
+///     .unwrap();
+/// let warden = WardenLayer::builder(map)
+///     .authenticate(StaticTokenMapper::new().with_token("t", Claims::for_subject("ann")))
+///     .query(AllowAll::new())
+///     .build()
+///     .unwrap();
+/// let service = warden.layer(service_fn(|_request: Request<_>| async {
+///     Ok::<_, Infallible>(Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+/// }));
+///
+/// let call = |path: &str| {
+///     Request::post(path)
+///         .version(http::Version::HTTP_2)
+///         .header("content-type", "application/grpc")
+///         .header("authorization", "Bearer t")
+///         .body(http_body_util::Empty::<bytes::Bytes>::new())
+///         .unwrap()
+/// };
+/// let allowed = service.clone().oneshot(call("/shop.Orders/Get")).await.unwrap();
+/// assert!(allowed.headers().get("grpc-status").is_none());
+/// // No policy covers cancellation: denied before the handler runs.
+/// let denied = service.oneshot(call("/shop.Orders/Cancel")).await.unwrap();
+/// assert_eq!(denied.headers()["grpc-status"], "7");
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct WardenLayer {
     classify: ClassifyLayer,
-    guard: Arc<Guard>,
+    decide: Arc<EngineStep>,
 }
 
-/// The service the assembled stack produces around `S`.
-pub type WardenService<S> = Classify<S>;
+impl WardenLayer {
+    /// Starts a stack that classifies gRPC calls with `map`.
+    pub fn builder(map: OperationMap) -> WardenBuilder {
+        WardenBuilder {
+            classify: ClassifyLayer::new(map),
+            authenticate: None,
+            engine: Engine::builder(),
+        }
+    }
+}
 
 impl<S> Layer<S> for WardenLayer {
-    type Service = WardenService<S>;
+    type Service = Warden<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        self.classify.layer_guarded(inner, Arc::clone(&self.guard))
+        Warden {
+            inner: self
+                .classify
+                .layer_deciding(inner, Arc::clone(&self.decide) as _),
+        }
+    }
+}
+
+/// The service of a [`WardenLayer`].
+#[derive(Clone, Debug)]
+pub struct Warden<S> {
+    inner: Classify<S>,
+}
+
+impl<S, B, ResB> Service<Request<B>> for Warden<S>
+where
+    S: Service<Request<ClassifiedBody<B>>, Response = Response<ResB>> + Clone,
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+    ResB: Body<Data = Bytes>,
+{
+    type Response = Response<ResponseBody<ResB>>;
+    type Error = S::Error;
+    type Future = classify::ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        self.inner.call(request)
+    }
+}
+
+/// The engine as the step a classified call goes through inside [`Warden`].
+struct EngineStep {
+    engine: Engine,
+    credentials: Credentials,
+}
+
+impl fmt::Debug for EngineStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineStep")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decide for EngineStep {
+    fn decide(&self, headers: &HeaderMap, call: &Call) -> Answer<Result<Admitted, Rejection>> {
+        let Some(operation) = call.operation() else {
+            return Answer::Ready(Err(Rejection::new(
+                Code::Internal,
+                "warden misconfigured: no operation in the request",
+            )));
+        };
+        let info = match self.credentials.auth_info(headers, &call.context) {
+            Ok(info) => info,
+            Err(error) => return Answer::Ready(Err(authenticator_rejection(&error))),
+        };
+        let verdict = self.engine.decide_registering(
+            &info,
+            Arc::clone(operation),
+            call.context.clone(),
+            call.checks.as_ref(),
+        );
+        match verdict {
+            Answer::Ready(result) => Answer::Ready(result.map(|v| (v.claims, v.decision))),
+            Answer::Pending(check) => {
+                Answer::pending(async move { check.await.map(|v| (v.claims, v.decision)) })
+            }
+        }
     }
 }

@@ -22,7 +22,7 @@ use std::{fmt, sync::Arc};
 use http::{Extensions, Request};
 use warden_core::{Claims, Decision, Operation, RequestContext};
 
-use crate::{classify::stream::StreamChecks, rejection::SharedResponder};
+use crate::{classify::StreamChecks, rejection::SharedResponder};
 
 /// What Warden knows about a call; see the [module docs](self).
 #[derive(Clone, Default)]
@@ -145,5 +145,74 @@ impl CallExt for Extensions {
 impl<B> CallExt for Request<B> {
     fn warden_call(&self) -> Option<&Call> {
         self.extensions().get::<Call>()
+    }
+}
+
+/// A call that arrives without HTTP — a worker's signal, query or update job — with Warden's
+/// record of it, for the authorization layers to judge.
+///
+/// The per-kind layers and [`RequireDecisionLayer`](crate::RequireDecisionLayer) wrap any
+/// `tower::Service<InProcess<T>>` whose error can hold a [`Rejection`](crate::Rejection): a
+/// denied job never reaches the inner service, and the caller gets the rejection as the error.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use tower::{Layer, ServiceExt, service_fn};
+/// use warden_core::{Claims, Operation, OperationKind, policy::{AllowAll, DenyAll}};
+/// use warden_tower::{Call, Code, InProcess, QueryLayer, Rejection, SignalLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let handler = service_fn(|job: InProcess<&'static str>| async move {
+///     Ok::<_, Rejection>(format!("handled {}", job.job()))
+/// });
+/// let service = SignalLayer::new(DenyAll::new()).layer(QueryLayer::new(AllowAll::new()).layer(handler));
+///
+/// let job = |kind| {
+///     let call = Call::new(Operation::new(kind, "orders", "status"))
+///         .with_claims(Claims::for_subject("ann"));
+///     InProcess::new(call, "status")
+/// };
+/// let answered = service.clone().oneshot(job(OperationKind::Query)).await.unwrap();
+/// assert_eq!(answered, "handled status");
+/// let refused = service.oneshot(job(OperationKind::Signal)).await.unwrap_err();
+/// assert_eq!(refused.code(), Code::PermissionDenied);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct InProcess<T> {
+    call: Call,
+    job: T,
+}
+
+impl<T> InProcess<T> {
+    /// `job`, classified and authenticated as `call` says.
+    pub fn new(call: Call, job: T) -> Self {
+        Self { call, job }
+    }
+
+    /// Warden's record of the call.
+    pub fn call(&self) -> &Call {
+        &self.call
+    }
+
+    pub(crate) fn call_mut(&mut self) -> &mut Call {
+        &mut self.call
+    }
+
+    /// The job itself.
+    pub fn job(&self) -> &T {
+        &self.job
+    }
+
+    /// The record and the job.
+    pub fn into_parts(self) -> (Call, T) {
+        (self.call, self.job)
+    }
+}
+
+impl<T> CallExt for InProcess<T> {
+    fn warden_call(&self) -> Option<&Call> {
+        Some(&self.call)
     }
 }

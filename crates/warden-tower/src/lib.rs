@@ -4,44 +4,49 @@
 //! A call flows through four steps, each its own layer passing its result on in one request
 //! extension, the [`Call`] (read it with [`CallExt`]):
 //!
-//! 1. [`ClassifyLayer`] — method path and first message → `Arc<Operation>` (which kind, which
-//!    namespace, instance, signal/query/update name, which arguments).
+//! 1. [`ClassifyLayer`] — method path and request message → `Arc<Operation>` (which kind,
+//!    which namespace, instance, signal/query/update name, which arguments).
 //! 2. [`AuthenticateLayer`] — bearer token, API key, peer certificate → `Arc<Claims>`.
 //! 3. [`ExecuteLayer`], [`SignalLayer`], [`QueryLayer`], [`UpdateLayer`], [`CancelLayer`],
 //!    [`ReadLayer`], [`WorkerLayer`], [`AdminLayer`], [`AuthorizeLayer`] — each asks its own
 //!    policy; an allowed call carries the [`Decision`](warden_core::Decision).
 //! 4. [`RequireDecisionLayer`] — denies whatever no layer decided.
 //!
+//! [`WardenLayer::builder`] assembles the usual stack in one layer. Every door — that layer,
+//! the separate layers, `warden proxy`, `warden check`, and in-process callers such as a
+//! worker's dispatch ([`InProcess`]) — decides through one [`Engine`].
+//!
 //! Refusals are responses, not errors: trailers-only gRPC statuses (`PERMISSION_DENIED`,
 //! `UNAUTHENTICATED`, `INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`, `UNIMPLEMENTED`,
 //! `UNAVAILABLE`) or JSON HTTP errors, changeable with a [`Respond`](rejection::Respond).
-//!
-//! [`Warden::builder`] assembles the usual stack:
 //!
 //! ```
 //! use warden_core::{
 //!     AuthzRequest, Claims, Decision, OperationKind, Roles,
 //!     identity::StaticTokenMapper, policy::policy_fn,
 //! };
-//! use warden_tower::{Warden, map::OperationMap};
+//! use warden_tower::{WardenLayer, map::OperationMap};
 //!
 //! let map = OperationMap::builder()
 //!     .method("/shop.Orders/Get", OperationKind::Query)
 //!     .build()
 //!     .unwrap();
+//! // Temporal's meaning: a reader, a writer or an admin of the namespace may query.
 //! let readers = policy_fn("readers", |r: &AuthzRequest| {
-//!     if r.subject.role_in(r.operation.namespace.as_deref()).contains(Roles::READER) {
+//!     if r.subject.role_in(r.operation.namespace.as_deref()).at_least(Roles::READER) {
 //!         Decision::allow("readers")
 //!     } else {
 //!         Decision::deny("readers", "readers only")
 //!     }
 //! });
-//! let layer = Warden::builder(map)
+//! let layer = WardenLayer::builder(map)
 //!     .authenticate(StaticTokenMapper::new().with_token("t", Claims::for_subject("ann")))
 //!     .query(readers)
 //!     .build()
 //!     .unwrap();
-//! # let _ = layer;
+//! // `tonic::transport::Server::builder().layer(layer)` or `axum::Router::layer(layer)`;
+//! // `WardenLayer` shows a call sent through it.
+//! # drop(layer);
 //! ```
 
 pub mod authenticate;
@@ -50,22 +55,22 @@ mod body;
 mod builder;
 pub mod call;
 pub mod classify;
-mod gate;
+pub mod engine;
+pub mod future;
 mod grpc;
-mod guard;
 pub mod map;
 pub mod record;
 pub mod rejection;
 mod telemetry;
 
-pub use authenticate::{AuthenticateLayer, PeerCertificates, PeerCertificatesFn};
+pub use authenticate::{AuthenticateLayer, PeerCertificates};
 pub use authorize::{
     AdminLayer, AuthorizeLayer, CancelLayer, ExecuteLayer, QueryLayer, ReadLayer,
     RequireDecisionLayer, SignalLayer, UpdateLayer, WorkerLayer,
 };
 pub use body::ResponseBody;
-pub use builder::{BuildError, Warden, WardenBuilder, WardenLayer, WardenService};
-pub use call::{Call, CallExt};
+pub use builder::{BuildError, Warden, WardenBuilder, WardenLayer};
+pub use call::{Call, CallExt, InProcess};
 pub use classify::{ClassifiedBody, ClassifyLayer, PeerAddr};
-pub use gate::{Admit, Gate};
+pub use engine::{Engine, Verdict};
 pub use rejection::{Code, Rejection};

@@ -5,7 +5,7 @@
 //! [`AdminLayer`] — each with its own policy, plus [`AuthorizeLayer`] for any set of kinds or as
 //! the fallback for calls no other layer decided. They read the `Arc<Operation>` and
 //! `Arc<Claims>` the classify and authenticate layers put in the request extensions, so
-//! nothing is decoded twice. An allowed call carries the [`Decision`] in its extensions; a
+//! nothing is decoded twice. An allowed call carries the [`Decision`](warden_core::Decision) in its extensions; a
 //! denied one is answered before the inner service is called. End a hand-built stack with
 //! [`RequireDecisionLayer`] so that a kind no layer covers is denied, not let through.
 //!
@@ -27,8 +27,6 @@
 //! # let _ = layers;
 //! ```
 
-mod engine;
-
 use std::{
     fmt,
     sync::Arc,
@@ -36,18 +34,17 @@ use std::{
     time::Duration,
 };
 
-pub use engine::DEFAULT_POLICY_TIMEOUT;
-pub(crate) use engine::{Authorizer, check_all};
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
-use warden_core::{Answer, AuthzRequest, Decision, KindSet, OperationKind, Policy};
+use warden_core::{Answer, AuthzRequest, KindSet, OperationKind, Policy};
 
+pub use crate::engine::DEFAULT_POLICY_TIMEOUT;
 use crate::{
     body::ResponseBody,
-    call::{Call, CallExt},
-    classify::stream::no_layer_decides,
-    gate::{Admit, Gate},
+    call::{Call, CallExt, InProcess},
+    engine::{Authorizer, PolicyTable, Require, no_policy_decides},
+    future::{Admission, InProcessFuture, ResponseFuture},
     rejection::{Code, Rejection},
 };
 
@@ -55,7 +52,7 @@ use crate::{
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct AuthorizeLayer {
-    authorizers: Arc<[Authorizer]>,
+    policies: PolicyTable,
 }
 
 impl AuthorizeLayer {
@@ -65,36 +62,34 @@ impl AuthorizeLayer {
     }
 
     fn labelled(label: &'static str, kinds: KindSet, policy: impl Policy) -> Self {
-        Self::from_authorizers(vec![Authorizer::new(label, kinds, Arc::new(policy))])
+        Self::from_authorizer(Authorizer::new(label, kinds, Arc::new(policy)))
     }
 
     /// Authorizes, with `policy`, every call that no layer before it decided. Put it after the
     /// per-kind layers so every kind is covered.
     pub fn otherwise(policy: impl Policy) -> Self {
-        Self::from_authorizers(vec![Authorizer::fallback(Arc::new(policy))])
+        Self::from_authorizer(Authorizer::fallback(Arc::new(policy)))
     }
 
-    pub(crate) fn from_authorizers(authorizers: Vec<Authorizer>) -> Self {
+    fn from_authorizer(authorizer: Authorizer) -> Self {
         Self {
-            authorizers: authorizers.into(),
+            policies: PolicyTable::new(vec![authorizer]),
         }
     }
 
-    fn edit(self, f: impl Fn(&mut Authorizer)) -> Self {
-        let mut authorizers = self.authorizers.to_vec();
-        authorizers.iter_mut().for_each(f);
-        Self::from_authorizers(authorizers)
-    }
-
     /// How long the policy may take before the call is denied `UNAVAILABLE` (default 5 s).
-    pub fn timeout(self, timeout: Duration) -> Self {
-        self.edit(|a| a.set_timeout(timeout))
+    pub fn policy_timeout(self, timeout: Duration) -> Self {
+        Self {
+            policies: self.policies.edit(|a| a.set_timeout(timeout)),
+        }
     }
 
     /// Shadow (dry-run) mode: decisions are computed and logged with `shadow = true`, and
     /// calls go through whatever they say.
     pub fn shadow(self) -> Self {
-        self.edit(|a| a.set_shadow(true))
+        Self {
+            policies: self.policies.edit(|a| a.set_shadow(true)),
+        }
     }
 }
 
@@ -104,7 +99,7 @@ impl<S> Layer<S> for AuthorizeLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Authorize {
             inner,
-            authorizers: Arc::clone(&self.authorizers),
+            policies: self.policies.clone(),
         }
     }
 }
@@ -113,13 +108,13 @@ impl<S> Layer<S> for AuthorizeLayer {
 #[derive(Clone)]
 pub struct Authorize<S> {
     inner: S,
-    authorizers: Arc<[Authorizer]>,
+    policies: PolicyTable,
 }
 
 impl<S> fmt::Debug for Authorize<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authorize")
-            .field("authorizers", &self.authorizers)
+            .field("policies", &self.policies)
             .finish_non_exhaustive()
     }
 }
@@ -130,53 +125,78 @@ where
 {
     type Response = Response<ResponseBody<ResB>>;
     type Error = S::Error;
-    type Future = Gate<S, B, Decision>;
+    type Future = ResponseFuture<S, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let call = request.extensions().get::<Call>();
-        let Some(operation) = call.and_then(Call::operation).cloned() else {
-            let rejection = Rejection::new(
-                Code::Internal,
-                "authorization misconfigured: no operation in the request; put ClassifyLayer before the authorization layers",
-            );
-            return Gate::refused(&request, &rejection);
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let answer = match request.warden_call() {
+            Some(call) => self.judge(call),
+            None => Answer::Ready(Err(misconfigured("no operation"))),
         };
-        let claims = call.and_then(Call::claims).cloned();
-        if let (Some(checks), Some(claims)) = (call.and_then(|c| c.checks.as_ref()), &claims) {
-            checks.register(Arc::clone(&self.authorizers), Arc::clone(claims));
+        ResponseFuture::admit(&mut self.inner, request, answer)
+    }
+}
+
+impl<S, T> Service<InProcess<T>> for Authorize<S>
+where
+    S: Service<InProcess<T>> + Clone,
+    S::Error: From<Rejection>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = InProcessFuture<S, T>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: InProcess<T>) -> Self::Future {
+        let answer = self.judge(request.call());
+        InProcessFuture::admit(&mut self.inner, request, answer)
+    }
+}
+
+impl<S> Authorize<S> {
+    /// Runs this layer's policies over `call`, after registering them for a client stream's
+    /// later messages.
+    fn judge(&self, call: &Call) -> Answer<Result<Admission, Rejection>> {
+        let Some(operation) = call.operation() else {
+            return Answer::Ready(Err(misconfigured("no operation")));
+        };
+        let Some(claims) = call.claims() else {
+            return Answer::Ready(Err(misconfigured("no claims")));
+        };
+        if let Some(checks) = &call.checks {
+            checks.register(Arc::new(self.policies.clone()), Arc::clone(claims));
         }
-        let Some(claims) = claims else {
-            let rejection = Rejection::new(
-                Code::Internal,
-                "authorization misconfigured: no claims in the request; put AuthenticateLayer before the authorization layers",
-            );
-            return Gate::refused(&request, &rejection);
-        };
-        let decided = call.and_then(Call::decision).is_some();
-        let context = call.map(|c| c.context.clone()).unwrap_or_default();
-        let authz = AuthzRequest::new(claims, operation).with_context(context);
-        match check_all(&self.authorizers, &authz, decided) {
-            Answer::Ready(Ok(Some(decision))) => {
-                decision.admit(request.extensions_mut());
-                // The inner service was polled ready: call it directly, no clone needed.
-                Gate::calling(self.inner.call(request))
-            }
-            Answer::Ready(Ok(None)) => Gate::calling(self.inner.call(request)),
-            Answer::Ready(Err(rejection)) => Gate::refused(&request, &rejection),
+        let decided = call.decision().is_some();
+        let authz = AuthzRequest::new(Arc::clone(claims), Arc::clone(operation))
+            .with_context(call.context.clone());
+        match self.policies.check(&authz, decided) {
+            Answer::Ready(result) => Answer::Ready(result.map(Admission::Decision)),
             Answer::Pending(check) => {
-                let kind = authz.operation.kind;
-                let check =
-                    Answer::pending(
-                        async move { check.await?.ok_or_else(|| no_layer_decides(kind)) },
-                    );
-                Gate::deferred(&mut self.inner, request, check)
+                Answer::pending(async move { check.await.map(Admission::Decision) })
             }
         }
     }
+}
+
+#[cold]
+fn misconfigured(missing: &str) -> Rejection {
+    let layer = if missing == "no claims" {
+        "AuthenticateLayer"
+    } else {
+        "ClassifyLayer"
+    };
+    Rejection::new(
+        Code::Internal,
+        format!(
+            "authorization misconfigured: {missing} in the request; put {layer} before the authorization layers"
+        ),
+    )
 }
 
 macro_rules! kind_layer {
@@ -195,9 +215,10 @@ macro_rules! kind_layer {
                 Self(AuthorizeLayer::labelled($label, Self::KINDS, policy))
             }
 
-            /// How long the policy may take (default 5 s).
-            pub fn timeout(self, timeout: Duration) -> Self {
-                Self(self.0.timeout(timeout))
+            /// How long the policy may take before the call is denied `UNAVAILABLE`
+            /// (default 5 s).
+            pub fn policy_timeout(self, timeout: Duration) -> Self {
+                Self(self.0.policy_timeout(timeout))
             }
 
             /// Shadow (dry-run) mode: decisions are logged, calls go through.
@@ -282,19 +303,54 @@ where
 {
     type Response = Response<ResponseBody<ResB>>;
     type Error = S::Error;
-    type Future = Gate<S, B, Decision>;
+    type Future = ResponseFuture<S, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if request.decision().is_some() {
-            return Gate::calling(self.inner.call(request));
+        match require(request.warden_call()) {
+            Ok(()) => ResponseFuture::calling(self.inner.call(request)),
+            Err(rejection) => ResponseFuture::refused(&request, &rejection),
         }
-        let kind = request
-            .operation()
-            .map_or(OperationKind::Other, |op| op.kind);
-        Gate::refused(&request, &no_layer_decides(kind))
+    }
+}
+
+impl<S, T> Service<InProcess<T>> for RequireDecision<S>
+where
+    S: Service<InProcess<T>>,
+    S::Error: From<Rejection>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = InProcessFuture<S, T>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: InProcess<T>) -> Self::Future {
+        match require(Some(request.call())) {
+            Ok(()) => InProcessFuture::calling(self.inner.call(request)),
+            Err(rejection) => InProcessFuture::refused(rejection),
+        }
+    }
+}
+
+/// The require-decision step over `call`: registered for a client stream's later messages,
+/// then passed only when some layer decided.
+fn require(call: Option<&Call>) -> Result<(), Rejection> {
+    if let Some(call) = call
+        && let (Some(checks), Some(claims)) = (&call.checks, call.claims())
+    {
+        checks.register(Arc::new(Require), Arc::clone(claims));
+    }
+    match call {
+        Some(call) if call.decision().is_some() => Ok(()),
+        _ => Err(no_policy_decides(
+            call.and_then(Call::operation)
+                .map_or(OperationKind::Other, |op| op.kind),
+        )),
     }
 }

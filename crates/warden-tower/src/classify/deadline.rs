@@ -60,8 +60,13 @@ pub(crate) struct Wait {
     key: usize,
 }
 
+/// The longest timeout kept: a year.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 impl Deadlines {
     pub(crate) fn new(timeout: Duration) -> Arc<Self> {
+        // A deadline is an instant: a timeout meant as "never" must not overflow it.
+        let timeout = timeout.min(LONGEST_TIMEOUT);
         Arc::new(Self {
             timeout,
             slice: (timeout / SLICES).max(Duration::from_millis(1)),

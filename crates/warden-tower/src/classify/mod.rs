@@ -26,7 +26,7 @@
 mod body;
 mod deadline;
 mod decode;
-pub(crate) mod stream;
+mod stream;
 
 use std::{
     fmt,
@@ -47,21 +47,21 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 use warden_core::{
-    Answer, AnswerFuture, BoxError, Operation, OperationKind, Protocol, RequestContext,
+    Answer, AnswerFuture, BoxError, Claims, Decision, Operation, OperationKind, Protocol,
+    RequestContext,
 };
 
+pub(crate) use self::stream::{StreamCheck, StreamChecks};
 use self::{
     body::Inspector,
     deadline::{Deadlines, Wait},
     decode::{announced_too_large, decode_frame, too_large, truncated},
-    stream::StreamChecks,
 };
 use crate::{
+    authenticate::PeerCertificates,
     body::{ResponseBody, StreamDenial},
     call::Call,
-    gate::Admit,
     grpc::{Encoding, FrameHeader, GrpcContentType, MethodPath, classify_content_type},
-    guard::{Admitted, Guard},
     map::{HttpOperationMap, MethodSpec, OperationMap},
     rejection::{Code, DefaultResponder, Rejection, Respond, SharedResponder},
 };
@@ -71,25 +71,47 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
 /// The peer address, for transports that do not put one where Warden looks by default.
 /// Insert it into request extensions (or teach the layer with
-/// [`ClassifyLayer::peer_addr_from`]).
+/// [`ClassifyLayer::peer_from`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
 /// Reads the peer address from request extensions.
 pub type PeerAddrFn = fn(&Extensions) -> Option<SocketAddr>;
 
+/// Reads the TLS peer's certificate chain (leaf first, DER) from request extensions.
+pub type PeerCertificatesFn = fn(&Extensions) -> Option<Arc<[Vec<u8>]>>;
+
 fn default_peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
     extensions.get::<PeerAddr>().map(|p| p.0)
 }
 
+fn default_peer_certificates(extensions: &Extensions) -> Option<Arc<[Vec<u8>]>> {
+    extensions
+        .get::<PeerCertificates>()
+        .map(|chain| Arc::clone(&chain.0))
+}
+
+/// The step a classified call goes through before the inner service, when this is the service
+/// of a [`WardenLayer`](crate::WardenLayer): its engine. Later steps implement it, so
+/// classification never depends on them.
+pub(crate) trait Decide: Send + Sync + 'static {
+    /// Authenticates and authorizes the classified `call`, whose request has `headers`.
+    fn decide(&self, headers: &HeaderMap, call: &Call) -> Answer<Result<Admitted, Rejection>>;
+}
+
+/// What a call that passed proved: who called, and the decision that let it through.
+pub(crate) type Admitted = (Arc<Claims>, Decision);
+
+#[derive(Clone)]
 struct Config {
     grpc: OperationMap,
     http: Option<HttpOperationMap>,
     max_message_size: usize,
-    /// The first-message deadline, `None` without a timeout.
-    deadlines: Option<Arc<Deadlines>>,
+    /// The first-message deadline.
+    deadlines: Arc<Deadlines>,
     responder: SharedResponder,
     peer_addr: PeerAddrFn,
+    peer_certificates: PeerCertificatesFn,
 }
 
 /// How long Warden waits for a call's first message (or an HTTP body) by default.
@@ -121,31 +143,16 @@ impl ClassifyLayer {
                 grpc: map,
                 http: None,
                 max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-                deadlines: Some(Deadlines::new(DEFAULT_FIRST_MESSAGE_TIMEOUT)),
+                deadlines: Deadlines::new(DEFAULT_FIRST_MESSAGE_TIMEOUT),
                 responder: Arc::new(DefaultResponder),
                 peer_addr: default_peer_addr,
+                peer_certificates: default_peer_certificates,
             }),
         }
     }
 
     fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        let config = Arc::get_mut(&mut self.config);
-        match config {
-            Some(config) => f(config),
-            None => {
-                let old = &self.config;
-                let mut copy = Config {
-                    grpc: old.grpc.clone(),
-                    http: old.http.clone(),
-                    max_message_size: old.max_message_size,
-                    deadlines: old.deadlines.clone(),
-                    responder: Arc::clone(&old.responder),
-                    peer_addr: old.peer_addr,
-                };
-                f(&mut copy);
-                self.config = Arc::new(copy);
-            }
-        }
+        f(Arc::make_mut(&mut self.config));
         self
     }
 
@@ -160,16 +167,18 @@ impl ClassifyLayer {
         self.edit(|c| c.max_message_size = bytes)
     }
 
-    /// How long a call may take to deliver its whole first message (HTTP routes: their whole
-    /// JSON body) before it is refused `DEADLINE_EXCEEDED` (default 30 s; `None` waits
-    /// forever). A client that opens calls and sends nothing cannot hold them open.
+    /// How long a call may take to deliver its whole request message (HTTP routes: their
+    /// whole JSON body) before it is refused `DEADLINE_EXCEEDED` (default 30 s). A client that
+    /// opens calls and sends nothing cannot hold them open. For a unary or server-streaming
+    /// method this covers the end of the request too, since its one message is judged only
+    /// once no second one can follow.
     ///
     /// The deadline starts only when the message is not already there, so calls whose
     /// message came with their headers pay nothing. Waiting calls share one coarse timer per
     /// layer instead of a Tokio timer each: a call is refused at its deadline or up to 1/16 of
     /// the timeout later. Outside a Tokio runtime there is no timer.
-    pub fn first_message_timeout(self, timeout: Option<Duration>) -> Self {
-        self.edit(|c| c.deadlines = timeout.map(Deadlines::new))
+    pub fn first_message_timeout(self, timeout: Duration) -> Self {
+        self.edit(|c| c.deadlines = Deadlines::new(timeout))
     }
 
     /// How every Warden layer below answers refusals (default [`DefaultResponder`]).
@@ -177,9 +186,15 @@ impl ClassifyLayer {
         self.edit(|c| c.responder = Arc::new(responder))
     }
 
-    /// Where to find the peer address in request extensions (default: [`PeerAddr`]).
-    pub fn peer_addr_from(self, f: PeerAddrFn) -> Self {
-        self.edit(|c| c.peer_addr = f)
+    /// Where the transport keeps the peer's address and TLS certificate chain in request
+    /// extensions (default: the [`PeerAddr`] and [`PeerCertificates`] extensions). Both go in
+    /// the call's [`RequestContext`], for the claim mapper and the policies; e.g.
+    /// `warden_identity::tonic::{peer_addr, peer_certificates}` on a tonic server.
+    pub fn peer_from(self, addr: PeerAddrFn, certificates: PeerCertificatesFn) -> Self {
+        self.edit(|c| {
+            c.peer_addr = addr;
+            c.peer_certificates = certificates;
+        })
     }
 }
 
@@ -190,32 +205,30 @@ impl<S> Layer<S> for ClassifyLayer {
         Classify {
             inner,
             config: Arc::clone(&self.config),
-            guard: None,
+            decide: None,
         }
     }
 }
 
 impl ClassifyLayer {
-    /// The service of a [`WardenLayer`](crate::WardenLayer): classifies, then authenticates and
-    /// authorizes with `guard` before calling `inner`.
-    pub(crate) fn layer_guarded<S>(&self, inner: S, guard: Arc<Guard>) -> Classify<S> {
+    /// The inside of a [`Warden`](crate::Warden) service: classifies, then authenticates and
+    /// authorizes with `decide` before calling `inner`.
+    pub(crate) fn layer_deciding<S>(&self, inner: S, decide: Arc<dyn Decide>) -> Classify<S> {
         Classify {
             inner,
             config: Arc::clone(&self.config),
-            guard: Some(guard),
+            decide: Some(decide),
         }
     }
 }
 
-/// The service of [`ClassifyLayer`], and of a [`WardenLayer`](crate::WardenLayer), which also
-/// authenticates and authorizes here.
+/// The service of [`ClassifyLayer`].
 #[derive(Clone)]
 pub struct Classify<S> {
     inner: S,
     config: Arc<Config>,
-    /// The builder's authenticate → authorize → require-decision step, when this is a
-    /// [`WardenLayer`](crate::WardenLayer)'s service.
-    guard: Option<Arc<Guard>>,
+    /// The engine, when this is the inside of a [`Warden`](crate::Warden) service.
+    decide: Option<Arc<dyn Decide>>,
 }
 
 impl<S> fmt::Debug for Classify<S> {
@@ -367,7 +380,7 @@ where
                 return hand_on(
                     &mut self.inner,
                     &self.config,
-                    self.guard.as_deref(),
+                    self.decide.as_deref(),
                     parts,
                     ClassifiedBody::passthrough(body),
                     call,
@@ -415,7 +428,7 @@ where
                 hand_on(
                     &mut self.inner,
                     &self.config,
-                    self.guard.as_deref(),
+                    self.decide.as_deref(),
                     parts,
                     body,
                     call,
@@ -436,7 +449,7 @@ where
                     body,
                     reader,
                     config: Arc::clone(&self.config),
-                    guard: self.guard.clone(),
+                    decide: self.decide.clone(),
                 })
             }
         }
@@ -446,7 +459,9 @@ where
 impl Config {
     /// The context of a call arriving over `protocol`.
     fn context(&self, protocol: Protocol, extensions: &Extensions) -> RequestContext {
-        RequestContext::new(protocol).with_peer_addr((self.peer_addr)(extensions))
+        RequestContext::new(protocol)
+            .with_peer_addr((self.peer_addr)(extensions))
+            .with_peer_certificates((self.peer_certificates)(extensions))
     }
 
     /// Warden's record of a call classified as `operation`.
@@ -460,15 +475,15 @@ impl Config {
     }
 }
 
-/// Hands a classified request to the ready `inner` service, first through `guard` when this
-/// is a [`WardenLayer`](crate::WardenLayer)'s service. A call decided at once gets its
+/// Hands a classified request to the ready `inner` service, first through `decide` when this
+/// is the inside of a [`Warden`](crate::Warden) service. A call decided at once gets its
 /// complete [`Call`] extension in one insert and goes straight to `inner`; one whose claims or
 /// decision are still to come waits in the returned future, with the ready service taken and
 /// a clone left in its place, as the tower contract asks.
 fn hand_on<S, B>(
     inner: &mut S,
     config: &Arc<Config>,
-    guard: Option<&Guard>,
+    decide: Option<&dyn Decide>,
     mut parts: Parts,
     body: ClassifiedBody<B>,
     mut call: Call,
@@ -477,8 +492,8 @@ fn hand_on<S, B>(
 where
     S: Service<Request<ClassifiedBody<B>>> + Clone,
 {
-    if let Some(guard) = guard {
-        match guard.check(&parts.headers, &parts.extensions, &call) {
+    if let Some(decide) = decide {
+        match decide.decide(&parts.headers, &call) {
             Answer::Ready(Ok((claims, decision))) => {
                 call.claims = Some(claims);
                 call.decision = Some(decision);
@@ -527,7 +542,7 @@ struct Reading<S, B> {
     body: B,
     reader: Reader,
     config: Arc<Config>,
-    guard: Option<Arc<Guard>>,
+    decide: Option<Arc<dyn Decide>>,
 }
 
 /// A classified request waiting for its claims or decision (an asynchronous claim mapper or
@@ -546,6 +561,8 @@ struct Reader {
     buf: BytesMut,
     trailers: Option<HeaderMap>,
     target: Target,
+    /// The one message of a unary or server-streaming call, judged, until the body ends.
+    judged: Option<(Arc<Operation>, Option<Bytes>)>,
     /// Listed the first time the body is not ready.
     wait: Option<Wait>,
 }
@@ -566,6 +583,7 @@ impl Reader {
             buf: BytesMut::new(),
             trailers: None,
             target,
+            judged: None,
             wait: None,
         }
     }
@@ -594,11 +612,19 @@ impl Reader {
                     return Poll::Ready(Read::Refuse(rejection, protocol));
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) if self.judged.is_some() => {
+                        if !data.is_empty() {
+                            return Poll::Ready(self.second_message());
+                        }
+                    }
                     Ok(data) => {
                         // The common case: the first DATA frame holds the whole message, so
                         // it is decoded and replayed without a copy.
                         if let Some(read) = self.whole_first_message(&data, config) {
-                            return Poll::Ready(read);
+                            match self.settle(read, false) {
+                                Some(read) => return Poll::Ready(read),
+                                None => continue,
+                            }
                         }
                         self.buf.extend_from_slice(&data);
                     }
@@ -607,6 +633,12 @@ impl Reader {
                         done = true;
                     }
                 },
+            }
+            if self.judged.is_some() {
+                if done {
+                    return Poll::Ready(self.single_message_ended());
+                }
+                continue;
             }
             match &self.target {
                 Target::FirstMessage { .. } => {
@@ -627,7 +659,11 @@ impl Reader {
                             ));
                         }
                         if self.buf.len() >= header.frame_len() {
-                            return Poll::Ready(self.first_message(header, done, config));
+                            let read = self.first_message(header, done, config);
+                            match self.settle(read, done) {
+                                Some(read) => return Poll::Ready(read),
+                                None => continue,
+                            }
                         }
                     }
                     if done {
@@ -671,11 +707,73 @@ impl Reader {
         ))
     }
 
+    /// What a decoded first message leads to. A client stream goes on at once, its later
+    /// messages judged as they come. A unary or server-streaming call takes one message, so it
+    /// goes on only once its body has ended with nothing after that message: a second one
+    /// could ask for something else, and it would reach the handler unjudged.
+    fn settle(&mut self, read: Read, done: bool) -> Option<Read> {
+        let Target::FirstMessage { spec, .. } = &self.target else {
+            return Some(read);
+        };
+        if spec.is_client_streaming() {
+            return Some(read);
+        }
+        let Read::Proceed {
+            operation, replay, ..
+        } = read
+        else {
+            return Some(read);
+        };
+        if !self.buf.is_empty() {
+            return Some(self.second_message());
+        }
+        if done {
+            return Some(Read::Proceed {
+                operation,
+                replay,
+                done: true,
+            });
+        }
+        self.judged = Some((operation, replay));
+        None
+    }
+
+    /// The body of a single-message call ended after its one message.
+    fn single_message_ended(&mut self) -> Read {
+        match self.judged.take() {
+            Some((operation, replay)) => Read::Proceed {
+                operation,
+                replay,
+                done: true,
+            },
+            None => Read::Refuse(
+                Rejection::new(Code::Internal, "warden lost the judged message"),
+                Protocol::Grpc,
+            ),
+        }
+    }
+
+    /// A single-message call whose body carries more than one message.
+    #[cold]
+    fn second_message(&self) -> Read {
+        let (service, method) = match &self.target {
+            Target::FirstMessage { spec, .. } => (spec.service(), spec.method()),
+            Target::WholeJson { .. } => ("", ""),
+        };
+        Read::Refuse(
+            Rejection::new(
+                Code::InvalidArgument,
+                format!(
+                    "{service}/{method} takes one request message, but the request carries more than one"
+                ),
+            ),
+            Protocol::Grpc,
+        )
+    }
+
     /// The body is not ready: start (or check) the first-message deadline.
     fn wait(&mut self, config: &Config, cx: &mut Context<'_>, protocol: Protocol) -> Poll<Read> {
-        let Some(deadlines) = &config.deadlines else {
-            return Poll::Pending;
-        };
+        let deadlines = &config.deadlines;
         if deadlines.poll(&mut self.wait, cx).is_pending() {
             return Poll::Pending;
         }
@@ -784,6 +882,7 @@ impl Reader {
             buf,
             trailers,
             target,
+            judged: _,
             wait: _,
         } = self;
         let (protocol, inspect) = match target {
@@ -915,7 +1014,7 @@ where
                         body,
                         reader,
                         config,
-                        guard,
+                        decide,
                     } = *current;
                     match read {
                         Read::Proceed {
@@ -934,7 +1033,7 @@ where
                             let next = hand_on(
                                 &mut inner,
                                 &config,
-                                guard.as_deref(),
+                                decide.as_deref(),
                                 parts,
                                 body,
                                 call,
@@ -967,8 +1066,10 @@ where
                         ..
                     } = *current;
                     match admission {
-                        Ok(admitted) => {
-                            admitted.admit(request.extensions_mut());
+                        Ok((claims, decision)) => {
+                            let call = Call::in_mut(request.extensions_mut());
+                            call.claims = Some(claims);
+                            call.decision = Some(decision);
                             let future = inner.call(request);
                             state.set(State::Calling {
                                 future,
@@ -993,7 +1094,7 @@ where
                         return Poll::Ready(Ok(refused.map(ResponseBody::full)));
                     }
                     return Poll::Ready(Ok(
-                        response.map(|b| ResponseBody::inner(b).watching(denial))
+                        response.map(|b| ResponseBody::inner(b).watching(denial, responder))
                     ));
                 }
                 StateProj::Refused { response } => {

@@ -1,3 +1,6 @@
+//! The policy table: which policies judge which kinds, each under a timeout and a panic guard,
+//! every outcome audited and counted.
+
 use std::{
     future::Future,
     panic::{AssertUnwindSafe, catch_unwind},
@@ -14,6 +17,8 @@ use crate::{
     rejection::{Code, Rejection},
     telemetry::{Outcome, record_decision},
 };
+
+use crate::classify::StreamCheck;
 
 /// How long a policy may take before the call is denied `UNAVAILABLE`.
 pub const DEFAULT_POLICY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -205,40 +210,73 @@ fn audit(
     );
 }
 
-/// Runs `authorizers` in order over `request`: each that applies must allow. Returns the last
-/// decision, or `None` when none applied. Synchronous while every policy is.
-pub(crate) fn check_all(
-    authorizers: &Arc<[Authorizer]>,
-    request: &AuthzRequest,
-    mut decided: bool,
-) -> Answer<Result<Option<Decision>, Rejection>> {
-    let mut last = None;
-    for (index, authorizer) in authorizers.iter().enumerate() {
-        if !authorizer.applies(request, decided) {
-            continue;
+/// The policies of one layer or engine, in order: every one that applies to a call must allow.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PolicyTable {
+    authorizers: Arc<[Authorizer]>,
+}
+
+impl PolicyTable {
+    pub(crate) fn new(authorizers: Vec<Authorizer>) -> Self {
+        Self {
+            authorizers: authorizers.into(),
         }
-        match authorizer.evaluate(request) {
-            Answer::Ready(Ok(decision)) => {
-                decided = true;
-                last = Some(decision);
+    }
+
+    /// The same table with `f` applied to every authorizer.
+    pub(crate) fn edit(&self, f: impl Fn(&mut Authorizer)) -> Self {
+        let mut authorizers = self.authorizers.to_vec();
+        authorizers.iter_mut().for_each(f);
+        Self::new(authorizers)
+    }
+
+    /// Runs the table in order over `request`: each authorizer that applies must allow.
+    /// Returns the last decision, or `None` when none applied (and none had before:
+    /// `decided`). Synchronous while every policy is.
+    pub(crate) fn check(
+        &self,
+        request: &AuthzRequest,
+        mut decided: bool,
+    ) -> Answer<Result<Option<Decision>, Rejection>> {
+        let mut last = None;
+        for (index, authorizer) in self.authorizers.iter().enumerate() {
+            if !authorizer.applies(request, decided) {
+                continue;
             }
-            Answer::Ready(Err(rejection)) => return Answer::Ready(Err(rejection)),
-            Answer::Pending(first) => {
-                let authorizers = Arc::clone(authorizers);
-                let request = request.clone();
-                return Answer::pending(async move {
-                    let mut last = Some(first.await?);
-                    for authorizer in &authorizers[index + 1..] {
-                        if authorizer.applies(&request, true) {
-                            last = Some(authorizer.evaluate(&request).await?);
+            match authorizer.evaluate(request) {
+                Answer::Ready(Ok(decision)) => {
+                    decided = true;
+                    last = Some(decision);
+                }
+                Answer::Ready(Err(rejection)) => return Answer::Ready(Err(rejection)),
+                Answer::Pending(first) => {
+                    let authorizers = Arc::clone(&self.authorizers);
+                    let request = request.clone();
+                    return Answer::pending(async move {
+                        let mut last = Some(first.await?);
+                        for authorizer in &authorizers[index + 1..] {
+                            if authorizer.applies(&request, true) {
+                                last = Some(authorizer.evaluate(&request).await?);
+                            }
                         }
-                    }
-                    Ok(last)
-                });
+                        Ok(last)
+                    });
+                }
+            }
+        }
+        Answer::Ready(Ok(last))
+    }
+}
+
+impl StreamCheck for PolicyTable {
+    fn check(&self, request: &AuthzRequest, decided: bool) -> Answer<Result<bool, Rejection>> {
+        match PolicyTable::check(self, request, decided) {
+            Answer::Ready(result) => Answer::Ready(result.map(|d| decided || d.is_some())),
+            Answer::Pending(check) => {
+                Answer::pending(async move { Ok(decided || check.await?.is_some()) })
             }
         }
     }
-    Answer::Ready(Ok(last))
 }
 
 pin_project! {
