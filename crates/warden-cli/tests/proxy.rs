@@ -778,6 +778,56 @@ kinds = ["update"]
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].detail, b"3", "three signals were applied");
 
+    // A unary or server-streaming method takes one request message: a call that brings a
+    // second one (for another namespace) is refused before anything is forwarded.
+    let mut grpc = tonic::client::Grpc::new(
+        Channel::from_shared(proxy.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let other_namespace = SignalWorkflowRequest {
+        namespace: "billing".to_owned(),
+        ..signal("a")
+    };
+    grpc.ready().await.unwrap();
+    let status = grpc
+        .client_streaming::<_, _, warden_example::pb::SignalWorkflowResponse, _>(
+            with_bearer(tokio_stream::iter([signal("a"), other_namespace]), &writer),
+            http::uri::PathAndQuery::from_static(
+                "/warden.example.v1.WorkflowService/SignalWorkflow",
+            ),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("more than one"),
+        "{}",
+        status.message()
+    );
+    let watch = |namespace: &str| WatchWorkflowRequest {
+        namespace: namespace.to_owned(),
+        execution: execution(),
+    };
+    grpc.ready().await.unwrap();
+    let status = grpc
+        .streaming::<_, _, warden_example::pb::WorkflowEvent, _>(
+            with_bearer(
+                tokio_stream::iter([watch("orders"), watch("billing")]),
+                &reader,
+            ),
+            http::uri::PathAndQuery::from_static(
+                "/warden.example.v1.WorkflowService/WatchWorkflow",
+            ),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+
     let calls = log.calls();
     assert_eq!(
         calls
@@ -786,6 +836,14 @@ kinds = ["update"]
             .count(),
         1,
         "only the writer's batch reached the service: {calls:?}"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("WatchWorkflow"))
+            .count(),
+        1,
+        "the two-message watch never reached the service: {calls:?}"
     );
     assert_eq!(
         calls
