@@ -162,6 +162,7 @@ impl KeySet {
     }
 
     /// The `kid`s, for comparing sets across refreshes.
+    #[cfg(feature = "jwks")]
     pub(crate) fn kids(&self) -> impl Iterator<Item = &str> {
         self.by_kid.keys().map(String::as_str)
     }

@@ -21,7 +21,9 @@
 mod jwks;
 mod keys;
 
-use std::{path::PathBuf, str::FromStr, sync::Arc, time::Duration};
+#[cfg(feature = "jwks")]
+use std::time::Duration;
+use std::{path::PathBuf, str::FromStr, sync::Arc};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind, jwk::JwkSet};
 use serde::Deserialize;
@@ -404,6 +406,8 @@ impl Inner {
         Ok(claims)
     }
 
+    // Without JWKS there is no set to refresh, so the lookup state never changes.
+    #[cfg_attr(not(feature = "jwks"), allow(unused_mut))]
     fn find_key(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<Key>, Failure> {
         let mut wrong_type = false;
         let mut any_keys = !self.keys.is_empty();

@@ -26,6 +26,11 @@ pub(crate) fn decode_frame(
                     "the message is flagged compressed but the call declares no grpc-encoding",
                 ));
             }
+            // Without a compression feature, `Identity` is the only encoding.
+            #[cfg_attr(
+                not(any(feature = "gzip", feature = "deflate", feature = "zstd")),
+                allow(unreachable_patterns)
+            )]
             Ok(encoding) => *encoding,
             Err(name) => return Err(unsupported_encoding(name)),
         };

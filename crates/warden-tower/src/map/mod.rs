@@ -355,6 +355,7 @@ impl OperationMapBuilder {
         self
     }
 
+    #[cfg(feature = "reflect")]
     pub(crate) fn push_spec(mut self, path: String, spec: MethodSpec) -> Self {
         self.methods.push((path, Ok(spec)));
         self
