@@ -102,15 +102,15 @@ struct Observed {
 
 struct Case {
     name: &'static str,
-    path: &'static str,
+    path: String,
     body: Vec<u8>,
     headers: Vec<(&'static str, &'static str)>,
 }
 
-fn case(name: &'static str, path: &'static str, body: Vec<u8>) -> Case {
+fn case(name: &'static str, path: impl Into<String>, body: Vec<u8>) -> Case {
     Case {
         name,
-        path,
+        path: path.into(),
         body,
         headers: Vec::new(),
     }
@@ -123,8 +123,8 @@ impl Case {
     }
 }
 
-fn path(method: &str) -> &'static str {
-    Box::leak(format!("/warden.example.v1.WorkflowService/{method}").into_boxed_str())
+fn path(method: &str) -> String {
+    format!("/warden.example.v1.WorkflowService/{method}")
 }
 
 fn message<M: prost::Message>(message: &M) -> Vec<u8> {
@@ -332,7 +332,7 @@ async fn observe_call(addr: SocketAddr, log: &CallLog, case: &Case) -> Observed 
     let before_calls = log.calls().len();
     let before_audit = audit.0.lock().unwrap().len();
     let before_metrics = counters(snapshotter);
-    let mut request = grpc_request(addr, case.path, case.body.clone(), &[]);
+    let mut request = grpc_request(addr, &case.path, case.body.clone(), &[]);
     for (name, value) in &case.headers {
         if value.is_empty() {
             request.headers_mut().remove(*name);

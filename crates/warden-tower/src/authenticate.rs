@@ -224,16 +224,12 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let context = request
-            .extensions()
-            .get::<Call>()
-            .map(|c| c.context.clone())
-            .unwrap_or_default();
-        let info = match self
-            .config
-            .credentials
-            .auth_info(request.headers(), &context)
-        {
+        let credentials = &self.config.credentials;
+        let info = match request.extensions().get::<Call>() {
+            Some(call) => credentials.auth_info(request.headers(), &call.context),
+            None => credentials.auth_info(request.headers(), &RequestContext::default()),
+        };
+        let info = match info {
             Ok(info) => info,
             Err(error) => {
                 return ResponseFuture::refused(&request, &authenticator_rejection(&error));

@@ -101,7 +101,7 @@ impl WardenBuilder {
     }
 
     fn kind_policy(mut self, label: &'static str, kinds: KindSet, policy: impl Policy) -> Self {
-        self.engine = self.engine.labelled(label, kinds, policy);
+        self.engine = self.engine.kind_policy(label, kinds, policy);
         self
     }
 

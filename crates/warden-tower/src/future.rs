@@ -47,6 +47,13 @@ pub(crate) fn refuse<B>(
         .map(ResponseBody::full)
 }
 
+/// Takes the ready `service` for a call made later, leaving a clone in its place: the clone
+/// has not been polled ready, the taken one has, as the tower contract asks.
+pub(crate) fn take_ready<S: Clone>(service: &mut S) -> S {
+    let clone = service.clone();
+    mem::replace(service, clone)
+}
+
 /// What a step proved about an admitted call, to record in its [`Call`] extension.
 pub(crate) enum Admission {
     /// Who is calling (the authenticate step).
@@ -135,8 +142,7 @@ where
             }
             Answer::Ready(Err(rejection)) => Self::refused(&request, &rejection),
             Answer::Pending(check) => {
-                let clone = service.clone();
-                let inner = mem::replace(service, clone);
+                let inner = take_ready(service);
                 let (responder, protocol) = refusal_context(&request);
                 Self {
                     state: State::Checking {
@@ -260,8 +266,7 @@ where
             }
             Answer::Ready(Err(rejection)) => Self::refused(rejection),
             Answer::Pending(check) => {
-                let clone = service.clone();
-                let inner = mem::replace(service, clone);
+                let inner = take_ready(service);
                 Self {
                     state: InProcessState::Checking {
                         check: AnswerFuture::Pending(check),

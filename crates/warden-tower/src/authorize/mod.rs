@@ -132,10 +132,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let answer = match request.warden_call() {
-            Some(call) => self.judge(call),
-            None => Answer::Ready(Err(misconfigured("no operation"))),
-        };
+        let answer = self.judge(request.warden_call());
         ResponseFuture::admit(&mut self.inner, request, answer)
     }
 }
@@ -154,7 +151,7 @@ where
     }
 
     fn call(&mut self, request: InProcess<T>) -> Self::Future {
-        let answer = self.judge(request.call());
+        let answer = self.judge(Some(request.call()));
         InProcessFuture::admit(&mut self.inner, request, answer)
     }
 }
@@ -162,12 +159,12 @@ where
 impl<S> Authorize<S> {
     /// Runs this layer's policies over `call`, after registering them for a client stream's
     /// later messages.
-    fn judge(&self, call: &Call) -> Answer<Result<Admission, Rejection>> {
-        let Some(operation) = call.operation() else {
-            return Answer::Ready(Err(misconfigured("no operation")));
+    fn judge(&self, call: Option<&Call>) -> Answer<Result<Admission, Rejection>> {
+        let Some((call, operation)) = call.and_then(|c| Some((c, c.operation()?))) else {
+            return Answer::Ready(Err(misconfigured("operation", "ClassifyLayer")));
         };
         let Some(claims) = call.claims() else {
-            return Answer::Ready(Err(misconfigured("no claims")));
+            return Answer::Ready(Err(misconfigured("claims", "AuthenticateLayer")));
         };
         if let Some(checks) = &call.checks {
             checks.register(Arc::new(self.policies.clone()), Arc::clone(claims));
@@ -184,17 +181,13 @@ impl<S> Authorize<S> {
     }
 }
 
+/// The refusal of a call that reached authorization without what `layer` records.
 #[cold]
-fn misconfigured(missing: &str) -> Rejection {
-    let layer = if missing == "no claims" {
-        "AuthenticateLayer"
-    } else {
-        "ClassifyLayer"
-    };
+fn misconfigured(missing: &str, layer: &str) -> Rejection {
     Rejection::new(
         Code::Internal,
         format!(
-            "authorization misconfigured: {missing} in the request; put {layer} before the authorization layers"
+            "authorization misconfigured: no {missing} in the request; put {layer} before the authorization layers"
         ),
     )
 }

@@ -61,6 +61,7 @@ use crate::{
     authenticate::PeerCertificates,
     body::{ResponseBody, StreamDenial},
     call::Call,
+    future::take_ready,
     grpc::{Encoding, FrameHeader, GrpcContentType, MethodPath, classify_content_type},
     map::{HttpOperationMap, MethodSpec, OperationMap},
     rejection::{Code, DefaultResponder, Rejection, Respond, SharedResponder},
@@ -439,10 +440,8 @@ where
                 ResponseFuture::refused(self.config.responder.respond(&rejection, protocol))
             }
             Poll::Pending => {
-                // The inner service is called once the body is read: take the ready one,
-                // leave a clone.
-                let clone = self.inner.clone();
-                let inner = mem::replace(&mut self.inner, clone);
+                // The inner service is called once the body is read.
+                let inner = take_ready(&mut self.inner);
                 ResponseFuture::reading(Reading {
                     inner,
                     parts,
@@ -505,8 +504,7 @@ where
             Answer::Pending(check) => {
                 let protocol = call.context.protocol;
                 parts.extensions.insert(call);
-                let clone = inner.clone();
-                let inner = mem::replace(inner, clone);
+                let inner = take_ready(inner);
                 return ResponseFuture::checking(Checking {
                     check: Answer::Pending(check).into_future(),
                     inner,
@@ -554,6 +552,21 @@ struct Checking<S, B> {
     denial: Option<Arc<StreamDenial>>,
     responder: SharedResponder,
     protocol: Protocol,
+}
+
+/// The refusal of a single-message call whose body carries more than one message.
+#[cold]
+fn second_message(operation: &Operation) -> Read {
+    Read::Refuse(
+        Rejection::new(
+            Code::InvalidArgument,
+            format!(
+                "{}/{} takes one request message, but the request carries more than one",
+                operation.service, operation.method
+            ),
+        ),
+        Protocol::Grpc,
+    )
 }
 
 /// What has been read of a request body so far, and what it is read for.
@@ -613,8 +626,10 @@ impl Reader {
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) if self.judged.is_some() => {
-                        if !data.is_empty() {
-                            return Poll::Ready(self.second_message());
+                        if !data.is_empty()
+                            && let Some((operation, _)) = &self.judged
+                        {
+                            return Poll::Ready(second_message(operation));
                         }
                     }
                     Ok(data) => {
@@ -634,10 +649,14 @@ impl Reader {
                     }
                 },
             }
+            if done && let Some((operation, replay)) = self.judged.take() {
+                return Poll::Ready(Read::Proceed {
+                    operation,
+                    replay,
+                    done: true,
+                });
+            }
             if self.judged.is_some() {
-                if done {
-                    return Poll::Ready(self.single_message_ended());
-                }
                 continue;
             }
             match &self.target {
@@ -725,7 +744,7 @@ impl Reader {
             return Some(read);
         };
         if !self.buf.is_empty() {
-            return Some(self.second_message());
+            return Some(second_message(&operation));
         }
         if done {
             return Some(Read::Proceed {
@@ -736,39 +755,6 @@ impl Reader {
         }
         self.judged = Some((operation, replay));
         None
-    }
-
-    /// The body of a single-message call ended after its one message.
-    fn single_message_ended(&mut self) -> Read {
-        match self.judged.take() {
-            Some((operation, replay)) => Read::Proceed {
-                operation,
-                replay,
-                done: true,
-            },
-            None => Read::Refuse(
-                Rejection::new(Code::Internal, "warden lost the judged message"),
-                Protocol::Grpc,
-            ),
-        }
-    }
-
-    /// A single-message call whose body carries more than one message.
-    #[cold]
-    fn second_message(&self) -> Read {
-        let (service, method) = match &self.target {
-            Target::FirstMessage { spec, .. } => (spec.service(), spec.method()),
-            Target::WholeJson { .. } => ("", ""),
-        };
-        Read::Refuse(
-            Rejection::new(
-                Code::InvalidArgument,
-                format!(
-                    "{service}/{method} takes one request message, but the request carries more than one"
-                ),
-            ),
-            Protocol::Grpc,
-        )
     }
 
     /// The body is not ready: start (or check) the first-message deadline.

@@ -329,7 +329,7 @@ impl EngineBuilder {
         self
     }
 
-    pub(crate) fn labelled(
+    pub(crate) fn kind_policy(
         mut self,
         label: &'static str,
         kinds: KindSet,
@@ -338,10 +338,6 @@ impl EngineBuilder {
         self.authorizers
             .push(Authorizer::new(label, kinds, Arc::new(policy)));
         self
-    }
-
-    fn kind_policy(self, label: &'static str, kinds: KindSet, policy: impl Policy) -> Self {
-        self.labelled(label, kinds, policy)
     }
 
     kind_setters!();
