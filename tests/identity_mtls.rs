@@ -30,7 +30,6 @@ use warden_identity::{
     FirstOf,
     api_key::{ApiKeyConfig, ApiKeyEntry, ApiKeyMapper, hash_key},
     mtls::{MtlsConfig, MtlsIdentity, MtlsMapper},
-    tonic::{peer_addr, peer_certificates},
 };
 use warden_tower::{AuthenticateLayer, WardenLayer};
 
@@ -97,7 +96,7 @@ async fn serve_tls(pki: &Pki, mapper: impl ClaimMapper, optional: bool) -> (Sock
         }
     });
     let warden = WardenLayer::builder(operation_map())
-        .peer_from(peer_addr, peer_certificates)
+        .peer_from(warden_identity::tonic::peer)
         .authenticate_with(authenticate)
         .execute(AllOf::new(
             "writers-on-loopback",

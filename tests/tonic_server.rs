@@ -626,3 +626,132 @@ mod google_status {
             .reason
     }
 }
+
+/// Queries for the `acme` tenant from loopback over plaintext; nothing with `x-debug`; starts
+/// only from a network the test is not on.
+const CONNECTION_RULES: &str = r#"
+[[rule]]
+id = "acme-from-loopback"
+effect = "allow"
+kinds = ["query"]
+metadata = [{ name = "x-tenant", in = ["acme"] }]
+transport = { tls = false, peer_in = ["127.0.0.0/8", "::1"] }
+
+[[rule]]
+id = "no-debug"
+effect = "deny"
+reason = "debug calls are closed"
+metadata = [{ name = "x-debug", present = true }]
+
+[[rule]]
+id = "starts-from-the-pod-network"
+effect = "allow"
+kinds = ["execute"]
+transport = { peer_in = ["10.0.0.0/8"] }
+"#;
+
+fn connection_rules() -> warden_policy::rules::RulesPolicy {
+    let set = warden_policy::rules::RuleSet::parse(
+        std::path::Path::new("connection.toml"),
+        CONNECTION_RULES,
+    )
+    .unwrap();
+    warden_policy::rules::RulesPolicy::new(set)
+}
+
+fn with_metadata<T>(
+    mut request: tonic::Request<T>,
+    pairs: &[(&'static str, &str)],
+) -> tonic::Request<T> {
+    for (name, value) in pairs {
+        request.metadata_mut().append(*name, value.parse().unwrap());
+    }
+    request
+}
+
+/// Runs the connection rules' table against a server at `addr`.
+async fn assert_connection_rules(addr: std::net::SocketAddr, log: &warden_example::CallLog) {
+    let mut client = client(addr).await;
+    let tenant = |name: &str| {
+        with_metadata(
+            as_user("bob-token", query("orders", "o-1")),
+            &[("x-tenant", name)],
+        )
+    };
+    // Allowed: the handler answers (no such workflow, since starts are denied here).
+    let reached = client.query_workflow(tenant("acme")).await.unwrap_err();
+    assert_eq!(reached.code(), Code::NotFound, "{reached:?}");
+
+    let other = client.query_workflow(tenant("globex")).await.unwrap_err();
+    assert_eq!(other.code(), Code::PermissionDenied);
+    assert_eq!(
+        other.message(),
+        "permission denied: no rule allows this call"
+    );
+
+    let two = with_metadata(tenant("acme"), &[("x-tenant", "globex")]);
+    let two = client.query_workflow(two).await.unwrap_err();
+    assert_eq!(
+        two.code(),
+        Code::PermissionDenied,
+        "a second tenant cannot ride on the first"
+    );
+
+    let debug = with_metadata(tenant("acme"), &[("x-debug", "1")]);
+    let debug = client.query_workflow(debug).await.unwrap_err();
+    assert_eq!(debug.code(), Code::PermissionDenied);
+    assert_eq!(debug.message(), "permission denied: debug calls are closed");
+
+    let start = client
+        .start_workflow(as_user("alice-token", start("orders", "o-2")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        start.code(),
+        Code::PermissionDenied,
+        "loopback is not the pod network"
+    );
+    assert_eq!(log.calls(), ["QueryWorkflow by bob"]);
+}
+
+#[tokio::test]
+async fn metadata_and_transport_conditions_decide_calls_on_a_real_server() {
+    let one_line = WardenLayer::builder(operation_map())
+        .peer_from(warden_identity::tonic::peer)
+        .authenticate(identities())
+        .query(connection_rules())
+        .execute(connection_rules())
+        .build()
+        .unwrap();
+    let (addr, log) = serve(one_line).await;
+    assert_connection_rules(addr, &log).await;
+
+    let hand_assembled = ServiceBuilder::new()
+        .layer(ClassifyLayer::new(operation_map()).peer_from(warden_identity::tonic::peer))
+        .layer(AuthenticateLayer::new(identities()))
+        .layer(QueryLayer::new(connection_rules()))
+        .layer(ExecuteLayer::new(connection_rules()))
+        .layer(RequireDecisionLayer::new());
+    let (addr, log) = serve(hand_assembled).await;
+    assert_connection_rules(addr, &log).await;
+}
+
+#[tokio::test]
+async fn transport_conditions_fail_closed_when_the_server_does_not_say() {
+    // Without `peer_from`, Warden cannot see tonic's connection info: the peer and transport
+    // are unknown, so the loopback rule does not allow.
+    let layer = WardenLayer::builder(operation_map())
+        .authenticate(identities())
+        .query(connection_rules())
+        .build()
+        .unwrap();
+    let (addr, log) = serve(layer).await;
+    let mut client = client(addr).await;
+    let query = with_metadata(
+        as_user("bob-token", query("orders", "o-1")),
+        &[("x-tenant", "acme")],
+    );
+    let denied = client.query_workflow(query).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert!(log.calls().is_empty());
+}

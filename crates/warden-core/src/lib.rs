@@ -45,7 +45,7 @@ pub use decision::{Decision, Effect, Obligation};
 pub use identity::{AuthError, AuthInfo, ClaimMapper, Secret};
 pub use operation::{KindSet, Operation, OperationKind, ParseKindError, Text};
 pub use policy::{Evaluation, Policy, PolicyError, PolicyErrorKind, SharedPolicy};
-pub use request::{AuthzRequest, Protocol, RequestContext};
+pub use request::{AuthzRequest, Metadata, Peer, Protocol, RequestContext, Transport};
 
 /// The boxed error type used where any error may come back, as in tower.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

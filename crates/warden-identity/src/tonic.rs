@@ -5,11 +5,10 @@
 //! them where to look:
 //!
 //! ```no_run
-//! use warden_identity::tonic::{peer_addr, peer_certificates};
 //! use warden_tower::{AuthenticateLayer, WardenLayer};
 //! # fn layer(map: warden_tower::map::OperationMap, mapper: warden_identity::FirstOf) {
 //! let warden = WardenLayer::builder(map)
-//!     .peer_from(peer_addr, peer_certificates)
+//!     .peer_from(warden_identity::tonic::peer)
 //!     .authenticate_with(AuthenticateLayer::new(mapper));
 //! # let _ = warden; }
 //! ```
@@ -17,6 +16,22 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use warden_core::{Peer, Transport};
+
+/// Everything tonic knows about the peer: its address, its certificate chain, and whether the
+/// connection is TLS (a server that serves neither TLS nor TCP connect info is `Unknown`).
+pub fn peer(extensions: &http::Extensions) -> Peer {
+    if let Some(tls) = extensions.get::<TlsConnectInfo<TcpConnectInfo>>() {
+        return Peer::new(tls.get_ref().remote_addr(), Transport::Tls).with_certificates(
+            tls.peer_certs()
+                .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect()),
+        );
+    }
+    match extensions.get::<TcpConnectInfo>() {
+        Some(tcp) => Peer::new(tcp.remote_addr(), Transport::Plaintext),
+        None => Peer::default(),
+    }
+}
 
 /// The peer's address, over plain TCP or TLS.
 pub fn peer_addr(extensions: &http::Extensions) -> Option<SocketAddr> {

@@ -11,7 +11,10 @@ use std::{
 };
 
 use serde_json::json;
-use warden_core::{AuthzRequest, Claims, Effect, Operation, OperationKind, Policy, Roles};
+use warden_core::{
+    AuthzRequest, Claims, Effect, Metadata, Operation, OperationKind, Peer, Policy, RequestContext,
+    Roles, Transport,
+};
 use warden_policy::rules::{RuleSet, RulesPolicy};
 
 const SVC: &str = "warden.example.v1.WorkflowService";
@@ -254,6 +257,244 @@ fn signal_with_start_meets_the_rules_of_both_kinds() {
         .also(OperationKind::Signal)
         .with_name("approve");
     assert_eq!(decide(&set, writer(), swst).1, "rules/no-approve");
+}
+
+/// A call's context: `headers` as metadata, from `peer` over `transport`.
+fn context(headers: &[(&str, &str)], transport: Transport, peer: Option<&str>) -> RequestContext {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in headers {
+        map.append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+        );
+    }
+    RequestContext::default()
+        .with_peer(Peer::new(peer.map(|p| p.parse().unwrap()), transport))
+        .with_metadata(Metadata::new(map))
+}
+
+fn decide_in(set: &RuleSet, context: RequestContext) -> (Effect, String) {
+    let request = AuthzRequest::new(writer(), op(OperationKind::Query, "QueryWorkflow"))
+        .with_context(context);
+    let decision = set.decide(&request);
+    (decision.effect(), decision.decider().to_owned())
+}
+
+#[test]
+fn metadata_conditions_match_presence_values_and_prefixes_and_several_values_fail_closed() {
+    let set = rules(
+        r#"
+        [[rule]]
+        id = "no-debug"
+        effect = "deny"
+        metadata = [{ name = "X-Debug", present = true }]
+
+        [[rule]]
+        id = "no-legacy-clients"
+        effect = "deny"
+        metadata = [{ name = "user-agent", prefix = ["legacy/", "old/"] }]
+
+        [[rule]]
+        id = "known-tenants"
+        effect = "allow"
+        metadata = [{ name = "x-tenant", in = ["acme", "globex"] }]
+
+        [[rule]]
+        id = "not-blocked"
+        effect = "allow"
+        metadata = [{ name = "x-region", not_in = ["blocked"] }, { name = "x-tenant", eq = "initech" }]
+        "#,
+    );
+    let plain =
+        |headers: &[(&str, &str)]| decide_in(&set, context(headers, Transport::Plaintext, None));
+    let allowed = |id: &str| (Effect::Allow, format!("rules/{id}"));
+    let denied = |id: &str| (Effect::Deny, format!("rules/{id}"));
+
+    assert_eq!(plain(&[("x-tenant", "acme")]), allowed("known-tenants"));
+    assert_eq!(plain(&[("x-tenant", "globex")]), allowed("known-tenants"));
+    assert_eq!(plain(&[("x-tenant", "umbrella")]).0, Effect::Deny);
+    assert_eq!(
+        plain(&[]),
+        (Effect::Deny, "rules".into()),
+        "no header, no allow"
+    );
+    // Names are case-insensitive.
+    assert_eq!(
+        plain(&[("x-tenant", "acme"), ("x-debug", "1")]),
+        denied("no-debug")
+    );
+    assert_eq!(
+        plain(&[("x-tenant", "acme"), ("user-agent", "old/2.1")]),
+        denied("no-legacy-clients")
+    );
+    assert_eq!(
+        plain(&[("x-tenant", "acme"), ("user-agent", "temporal-cli/1.3")]),
+        allowed("known-tenants")
+    );
+
+    // Several values: an allow rule needs every one of them to pass, a deny rule any.
+    assert_eq!(
+        plain(&[("x-tenant", "acme"), ("x-tenant", "umbrella")]).0,
+        Effect::Deny,
+        "a second value cannot ride on an allowed first"
+    );
+    assert_eq!(
+        plain(&[("x-tenant", "acme"), ("x-tenant", "globex")]),
+        allowed("known-tenants")
+    );
+    assert_eq!(
+        plain(&[
+            ("x-tenant", "acme"),
+            ("user-agent", "ok/1"),
+            ("user-agent", "legacy/0.9")
+        ]),
+        denied("no-legacy-clients"),
+        "a deny rule is not escaped by sending a harmless value first"
+    );
+
+    // `not_in` holds for a missing header; `eq` on another header must hold too.
+    assert_eq!(plain(&[("x-tenant", "initech")]), allowed("not-blocked"));
+    assert_eq!(
+        plain(&[("x-tenant", "initech"), ("x-region", "blocked")]).0,
+        Effect::Deny
+    );
+
+    // A value that is not visible ASCII never passes an allow comparison and always passes
+    // a deny one.
+    assert_eq!(plain(&[("x-tenant", "acm\u{e9}")]).0, Effect::Deny);
+    assert_eq!(
+        plain(&[("x-tenant", "acme"), ("user-agent", "caf\u{e9}")]),
+        denied("no-legacy-clients")
+    );
+
+    // An in-process call with no metadata meets no allow rule on it.
+    assert_eq!(decide_in(&set, RequestContext::default()).0, Effect::Deny);
+}
+
+#[test]
+fn transport_conditions_match_tls_certificates_and_peer_networks_and_fail_closed_when_unknown() {
+    let set = rules(
+        r#"
+        [[rule]]
+        id = "internal-plaintext-only"
+        effect = "deny"
+        reason = "plaintext is only for the pod network"
+        transport = { tls = false, peer_not_in = ["10.0.0.0/8", "fd00::/8", "::1", "127.0.0.0/8"] }
+
+        [[rule]]
+        id = "mtls-callers"
+        effect = "allow"
+        transport = { tls = true, peer_certificate = true }
+
+        [[rule]]
+        id = "pod-network"
+        effect = "allow"
+        transport = { peer_in = ["10.0.0.0/8", "fd00::/8"] }
+        "#,
+    );
+    let call =
+        |transport: Transport, peer: Option<&str>| decide_in(&set, context(&[], transport, peer));
+    let allowed = |id: &str| (Effect::Allow, format!("rules/{id}"));
+    assert_eq!(
+        call(Transport::Plaintext, Some("10.1.2.3:5000")),
+        allowed("pod-network")
+    );
+    assert_eq!(
+        call(Transport::Plaintext, Some("[fd00::7]:5000")),
+        allowed("pod-network")
+    );
+    assert_eq!(
+        call(Transport::Plaintext, Some("[::ffff:10.9.9.9]:5000")),
+        allowed("pod-network"),
+        "an IPv4 peer on a dual-stack socket is compared as IPv4"
+    );
+    assert_eq!(
+        call(Transport::Plaintext, Some("192.0.2.1:5000")),
+        (Effect::Deny, "rules/internal-plaintext-only".into())
+    );
+    // TLS without a client certificate, from outside: no rule allows.
+    assert_eq!(
+        call(Transport::Tls, Some("192.0.2.1:5000")),
+        (Effect::Deny, "rules".into())
+    );
+
+    let mut with_cert = context(&[], Transport::Tls, Some("192.0.2.1:5000"));
+    with_cert.peer_certificates = Some(vec![vec![0x30]].into());
+    assert_eq!(decide_in(&set, with_cert), allowed("mtls-callers"));
+
+    // Unknown transport and peer: the deny rule matches, no allow rule does.
+    assert_eq!(
+        call(Transport::Unknown, None),
+        (Effect::Deny, "rules/internal-plaintext-only".into())
+    );
+    let mut unknown_inside = context(&[], Transport::Unknown, Some("10.0.0.5:1"));
+    unknown_inside.transport = Transport::Unknown;
+    assert_eq!(
+        decide_in(&set, unknown_inside),
+        allowed("pod-network"),
+        "a deny rule on plaintext does not match a peer it excludes by network"
+    );
+}
+
+#[test]
+fn metadata_and_transport_conditions_are_checked_at_load() {
+    let error = RuleSet::parse(
+        Path::new("r.toml"),
+        r#"
+[[rule]]
+id = "pseudo"
+effect = "deny"
+metadata = [{ name = ":authority", present = true }]
+
+[[rule]]
+id = "bad-name"
+effect = "deny"
+metadata = [{ name = "x tenant", present = true }]
+
+[[rule]]
+id = "two"
+effect = "allow"
+metadata = [{ name = "x-tenant", eq = "a", prefix = ["b"] }]
+
+[[rule]]
+id = "net"
+effect = "allow"
+transport = { peer_in = ["10.0.0.0/33"] }
+
+[[rule]]
+id = "typo"
+effect = "allow"
+transport = { tsl = true }
+"#,
+    )
+    .unwrap_err();
+    let lines: Vec<&str> = error.errors.iter().map(String::as_str).collect();
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(
+            "r.toml:2: rule `pseudo`: metadata `:authority`: pseudo-headers are not metadata"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with(
+            "r.toml:7: rule `bad-name`: metadata `x tenant` is not a valid header name"
+        ),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].starts_with("r.toml:12: rule `two`: metadata `x-tenant` needs exactly one of present, eq, in, not_in, prefix (found 2)"), "{}", lines[2]);
+    assert!(
+        lines[3].starts_with("r.toml:17: rule `net`: `10.0.0.0/33` is not a network"),
+        "{}",
+        lines[3]
+    );
+    assert!(
+        lines[4].starts_with("r.toml:22: rule `typo`: unknown field `tsl`"),
+        "{}",
+        lines[4]
+    );
 }
 
 #[test]

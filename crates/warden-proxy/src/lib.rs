@@ -279,10 +279,7 @@ async fn warden_layer(
         builder = builder.responder(warden_temporal::TemporalResponder);
     }
     let mut builder = builder
-        .peer_from(
-            warden_identity::tonic::peer_addr,
-            warden_identity::tonic::peer_certificates,
-        )
+        .peer_from(warden_identity::tonic::peer)
         .authenticate_with(authenticate)
         .max_message_size(limits.max_message_bytes)
         .first_message_timeout(Duration::from_secs(limits.first_message_seconds))

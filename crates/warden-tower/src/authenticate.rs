@@ -38,11 +38,6 @@ use crate::{
     future::{Admission, ResponseFuture},
 };
 
-/// The TLS peer's certificate chain (leaf first, DER), for transports that terminate TLS
-/// themselves to put in request extensions.
-#[derive(Clone, Debug)]
-pub struct PeerCertificates(pub Arc<[Vec<u8>]>);
-
 /// Authenticates each call; see the [module docs](self).
 #[derive(Clone)]
 #[must_use]

@@ -19,7 +19,7 @@ use crate::{
     authenticate::Credentials,
     body::ResponseBody,
     call::Call,
-    classify::{self, Admitted, Classify, Decide, PeerAddrFn, PeerCertificatesFn},
+    classify::{self, Admitted, Classify, Decide, PeerFn},
     engine::{Engine, EngineBuilder, authenticator_rejection, kind_setters},
     map::{HttpOperationMap, OperationMap},
     rejection::{Code, Rejection, Respond},
@@ -81,10 +81,10 @@ impl WardenBuilder {
         self
     }
 
-    /// Where the transport keeps the peer's address and TLS certificates; see
+    /// Where the transport keeps what it knows about the peer; see
     /// [`ClassifyLayer::peer_from`].
-    pub fn peer_from(mut self, addr: PeerAddrFn, certificates: PeerCertificatesFn) -> Self {
-        self.classify = self.classify.peer_from(addr, certificates);
+    pub fn peer_from(mut self, peer: PeerFn) -> Self {
+        self.classify = self.classify.peer_from(peer);
         self
     }
 
@@ -254,13 +254,15 @@ impl fmt::Debug for EngineStep {
 }
 
 impl Decide for EngineStep {
-    fn decide(&self, headers: &HeaderMap, call: &Call) -> Answer<Result<Admitted, Rejection>> {
+    fn decide(&self, call: &Call) -> Answer<Result<Admitted, Rejection>> {
         let Some(operation) = call.operation() else {
             return Answer::Ready(Err(Rejection::new(
                 Code::Internal,
                 "warden misconfigured: no operation in the request",
             )));
         };
+        let none = HeaderMap::new();
+        let headers = call.context.metadata.headers().unwrap_or(&none);
         let info = match self.credentials.auth_info(headers, &call.context) {
             Ok(info) => info,
             Err(error) => return Answer::Ready(Err(authenticator_rejection(&error))),

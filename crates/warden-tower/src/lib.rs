@@ -63,7 +63,7 @@ pub mod record;
 pub mod rejection;
 mod telemetry;
 
-pub use authenticate::{AuthenticateLayer, PeerCertificates};
+pub use authenticate::AuthenticateLayer;
 pub use authorize::{
     AdminLayer, AuthorizeLayer, CancelLayer, ExecuteLayer, QueryLayer, ReadLayer,
     RequireDecisionLayer, SignalLayer, UpdateLayer, WorkerLayer,
@@ -71,6 +71,6 @@ pub use authorize::{
 pub use body::ResponseBody;
 pub use builder::{BuildError, Warden, WardenBuilder, WardenLayer};
 pub use call::{Call, CallExt, InProcess};
-pub use classify::{ClassifiedBody, ClassifyLayer, PeerAddr};
+pub use classify::{ClassifiedBody, ClassifyLayer, Peer, PeerAddr, PeerCertificates, Transport};
 pub use engine::{Engine, Verdict};
 pub use rejection::{Code, Rejection};

@@ -62,6 +62,66 @@ pub struct RuleConfig {
     /// Conditions on the caller.
     #[serde(default)]
     pub subject: SubjectConfig,
+    /// Conditions on the request metadata (gRPC metadata, HTTP headers); all must hold.
+    #[serde(default)]
+    pub metadata: Vec<MetadataConfig>,
+    /// Conditions on the connection.
+    #[serde(default)]
+    pub transport: TransportConfig,
+}
+
+/// A condition on one metadata entry (header), by name: exactly one comparison.
+///
+/// `{ name = "x-tenant", in = ["acme", "globex"] }`, `{ name = "x-debug", present = false }`.
+///
+/// A header can arrive several times. An allow rule's comparison holds only when every value
+/// passes it (and, but for `not_in`, there is one); a deny rule's holds when any value does.
+/// So a caller cannot add a second value to pass an allow rule or to slip past a deny rule.
+/// Values that are not visible ASCII never pass an allow rule's comparison and always pass a
+/// deny rule's.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataConfig {
+    /// The header name (case-insensitive; `-bin` headers compare their base64 text).
+    pub name: String,
+    /// Present (true) or absent (false).
+    #[serde(default)]
+    pub present: Option<bool>,
+    /// Equals.
+    #[serde(default)]
+    pub eq: Option<String>,
+    /// Is one of.
+    #[serde(default, rename = "in")]
+    pub one_of: Option<Vec<String>>,
+    /// Is none of (holds when the header is absent).
+    #[serde(default)]
+    pub not_in: Option<Vec<String>>,
+    /// Starts with one of.
+    #[serde(default)]
+    pub prefix: Option<Vec<String>>,
+}
+
+/// Conditions on the connection the call came over; each given must hold.
+///
+/// When the server cannot tell (an in-process call; a server that does not report its
+/// transport or peer), an allow rule's transport condition does not hold and a deny rule's
+/// does: rules fail closed on what they cannot see.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportConfig {
+    /// Over TLS (true) or plaintext (false).
+    #[serde(default)]
+    pub tls: Option<bool>,
+    /// The peer presented a TLS client certificate (true) or did not (false).
+    #[serde(default)]
+    pub peer_certificate: Option<bool>,
+    /// The peer's address is in one of these networks (`10.0.0.0/8`, `::1/128`, or one
+    /// address).
+    #[serde(default)]
+    pub peer_in: Vec<String>,
+    /// The peer's address is in none of these networks.
+    #[serde(default)]
+    pub peer_not_in: Vec<String>,
 }
 
 /// A predicate on one argument, found by JSON pointer: exactly one comparison.
@@ -220,6 +280,17 @@ fn check(rule: &RuleConfig) -> Result<(), String> {
             ));
         }
     }
+    for condition in &rule.metadata {
+        check_metadata(condition)?;
+    }
+    for network in rule
+        .transport
+        .peer_in
+        .iter()
+        .chain(&rule.transport.peer_not_in)
+    {
+        parse_network(network)?;
+    }
     for role in rule.subject.roles.iter().chain(&rule.subject.system_roles) {
         if warden_core::Roles::parse_one(role).is_none() {
             return Err(format!(
@@ -247,4 +318,44 @@ fn check(rule: &RuleConfig) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn check_metadata(condition: &MetadataConfig) -> Result<(), String> {
+    let name = &condition.name;
+    if name.starts_with(':') {
+        return Err(format!(
+            "metadata `{name}`: pseudo-headers are not metadata; match the method with `services` and `methods`"
+        ));
+    }
+    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(format!("metadata `{name}` is not a valid header name"));
+    }
+    let set = [
+        condition.present.is_some(),
+        condition.eq.is_some(),
+        condition.one_of.is_some(),
+        condition.not_in.is_some(),
+        condition.prefix.is_some(),
+    ]
+    .into_iter()
+    .filter(|set| *set)
+    .count();
+    if set != 1 {
+        return Err(format!(
+            "metadata `{name}` needs exactly one of present, eq, in, not_in, prefix (found {set})"
+        ));
+    }
+    Ok(())
+}
+
+/// A network in CIDR notation, or one address (a /32 or /128).
+pub(crate) fn parse_network(source: &str) -> Result<ipnet::IpNet, String> {
+    let source = source.trim();
+    source
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| source.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| {
+            format!("`{source}` is not a network (`10.0.0.0/8`, `fd00::/8`) or an address")
+        })
 }

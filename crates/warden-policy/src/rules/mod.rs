@@ -21,6 +21,13 @@
 //! reason = "terminate is disabled in prod"
 //! kinds = ["terminate"]
 //! namespaces = ["prod-*"]
+//!
+//! [[rule]]
+//! id = "tenants-over-tls"
+//! effect = "allow"
+//! kinds = ["read"]
+//! metadata = [{ name = "x-tenant", in = ["acme", "globex"] }]
+//! transport = { tls = true, peer_in = ["10.0.0.0/8"] }
 //! ```
 //!
 //! Rules are matched in order; a matching deny rule decides at once (deny overrides allow),
@@ -29,7 +36,10 @@
 //! patterns and predicates are load errors, each reported with file and line.
 //!
 //! Arguments that cannot be decoded never satisfy an allow rule's predicate and always
-//! satisfy a deny rule's: rules fail closed on what they cannot read.
+//! satisfy a deny rule's: rules fail closed on what they cannot read. So do metadata and
+//! transport conditions ([`MetadataConfig`], [`TransportConfig`]): a repeated header passes an
+//! allow rule only if every value does and matches a deny rule if any does, and a transport or
+//! peer address the server did not report fails an allow rule and matches a deny rule.
 //!
 //! [`RulesPolicy::watch`] reloads the file when it changes: the new rules are swapped in
 //! atomically between calls (each call sees one whole rule set), and an invalid new file is
@@ -47,11 +57,13 @@ use std::{
     time::Duration,
 };
 
-pub use config::{ArgConfig, RuleConfig, RuleEffect, RulesError, SubjectConfig};
+pub use config::{
+    ArgConfig, MetadataConfig, RuleConfig, RuleEffect, RulesError, SubjectConfig, TransportConfig,
+};
 use serde_json::Value;
 use warden_core::{
-    Answer, AuthzRequest, Claims, Decision, Evaluation, KindSet, Operation, OperationKind, Policy,
-    Roles,
+    Answer, AuthzRequest, Claims, Decision, Evaluation, KindSet, Metadata, Operation,
+    OperationKind, Policy, RequestContext, Roles, Transport,
 };
 
 /// A name pattern: exact, `prefix*` or `*suffix`.
@@ -302,6 +314,135 @@ impl SubjectMatch {
 }
 
 #[derive(Clone, Debug)]
+enum HeaderTest {
+    Present(bool),
+    OneOf(Vec<String>),
+    NotIn(Vec<String>),
+    Prefix(Vec<String>),
+}
+
+/// A metadata condition; see [`MetadataConfig`] for how several values and unreadable ones
+/// count.
+#[derive(Clone, Debug)]
+struct HeaderMatch {
+    name: http::HeaderName,
+    test: HeaderTest,
+}
+
+impl HeaderMatch {
+    fn new(config: &MetadataConfig) -> Self {
+        let c = config.clone();
+        let test = if let Some(present) = c.present {
+            HeaderTest::Present(present)
+        } else if let Some(value) = c.eq {
+            HeaderTest::OneOf(vec![value])
+        } else if let Some(values) = c.one_of {
+            HeaderTest::OneOf(values)
+        } else if let Some(values) = c.not_in {
+            HeaderTest::NotIn(values)
+        } else {
+            // The loader checked that exactly one comparison is set.
+            HeaderTest::Prefix(c.prefix.unwrap_or_default())
+        };
+        Self {
+            // The loader checked the name.
+            name: http::HeaderName::from_bytes(c.name.as_bytes())
+                .unwrap_or(http::HeaderName::from_static("x-warden-invalid")),
+            test,
+        }
+    }
+
+    fn holds(&self, metadata: &Metadata, deny: bool) -> bool {
+        let values = || {
+            metadata
+                .get_all(self.name.as_str())
+                .map(|v| v.to_str().ok())
+        };
+        let passes = |value: &str| match &self.test {
+            HeaderTest::Present(_) => true,
+            HeaderTest::OneOf(options) => options.iter().any(|o| o == value),
+            HeaderTest::NotIn(options) => options.iter().all(|o| o != value),
+            HeaderTest::Prefix(prefixes) => prefixes.iter().any(|p| value.starts_with(p.as_str())),
+        };
+        if let HeaderTest::Present(present) = self.test {
+            return metadata.contains(self.name.as_str()) == present;
+        }
+        if deny {
+            // Any value that passes (or cannot be read) makes the deny rule match; `not_in`
+            // also matches a missing header.
+            let missing =
+                matches!(self.test, HeaderTest::NotIn(_)) && !metadata.contains(self.name.as_str());
+            missing || values().any(|v| v.is_none_or(passes))
+        } else {
+            let mut any = false;
+            let all = values().all(|v| {
+                any = true;
+                v.is_some_and(passes)
+            });
+            all && (any || matches!(self.test, HeaderTest::NotIn(_)))
+        }
+    }
+}
+
+/// Conditions on the connection; see [`TransportConfig`].
+#[derive(Clone, Debug, Default)]
+struct TransportMatch {
+    tls: Option<bool>,
+    peer_certificate: Option<bool>,
+    peer_in: Vec<ipnet::IpNet>,
+    peer_not_in: Vec<ipnet::IpNet>,
+}
+
+impl TransportMatch {
+    fn new(config: &TransportConfig) -> Self {
+        // The loader checked every network.
+        let networks = |sources: &[String]| {
+            sources
+                .iter()
+                .filter_map(|s| config::parse_network(s).ok())
+                .collect()
+        };
+        Self {
+            tls: config.tls,
+            peer_certificate: config.peer_certificate,
+            peer_in: networks(&config.peer_in),
+            peer_not_in: networks(&config.peer_not_in),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tls.is_none()
+            && self.peer_certificate.is_none()
+            && self.peer_in.is_empty()
+            && self.peer_not_in.is_empty()
+    }
+
+    /// What cannot be seen (an unknown transport or peer address) fails an allow rule and
+    /// matches a deny rule.
+    fn holds(&self, context: &RequestContext, deny: bool) -> bool {
+        let tls = match context.transport {
+            Transport::Tls => Some(true),
+            Transport::Plaintext => Some(false),
+            _ => None,
+        };
+        // An IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`: compared as IPv4.
+        let addr = context.peer_addr.map(|a| a.ip().to_canonical());
+        let unknown = deny;
+        self.tls
+            .is_none_or(|wanted| tls.map_or(unknown, |tls| tls == wanted))
+            && self
+                .peer_certificate
+                .is_none_or(|wanted| context.peer_certificates.is_some() == wanted)
+            && (self.peer_in.is_empty()
+                || addr.map_or(unknown, |a| self.peer_in.iter().any(|n| n.contains(&a))))
+            && (self.peer_not_in.is_empty()
+                || addr.map_or(unknown, |a| {
+                    !self.peer_not_in.iter().any(|n| n.contains(&a))
+                }))
+    }
+}
+
+#[derive(Clone, Debug)]
 struct Rule {
     decider: Arc<str>,
     deny: bool,
@@ -314,6 +455,8 @@ struct Rule {
     names: Patterns,
     args: Vec<ArgPredicate>,
     subject: SubjectMatch,
+    metadata: Vec<HeaderMatch>,
+    transport: TransportMatch,
 }
 
 impl Rule {
@@ -338,6 +481,8 @@ impl Rule {
             names: Patterns::new(&config.names),
             args: config.args.iter().map(ArgPredicate::new).collect(),
             subject: SubjectMatch::new(&config.subject, deny),
+            metadata: config.metadata.iter().map(HeaderMatch::new).collect(),
+            transport: TransportMatch::new(&config.transport),
         }
     }
 
@@ -350,7 +495,17 @@ impl Rule {
             && self.workflow_types.matches(op.workflow_type.as_deref())
             && self.names.matches(op.name.as_deref())
             && self.subject.matches(&request.subject, op)
+            && self.connection_holds(&request.context)
             && self.args_hold(op)
+    }
+
+    /// Metadata and transport conditions.
+    fn connection_holds(&self, context: &RequestContext) -> bool {
+        (self.transport.is_empty() || self.transport.holds(context, self.deny))
+            && self
+                .metadata
+                .iter()
+                .all(|m| m.holds(&context.metadata, self.deny))
     }
 
     /// Argument predicates; arguments that cannot be read fail closed.

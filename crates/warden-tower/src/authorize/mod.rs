@@ -28,7 +28,7 @@
 //! ```
 
 use std::{
-    fmt,
+    fmt, mem,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -37,7 +37,7 @@ use std::{
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
-use warden_core::{Answer, AuthzRequest, KindSet, OperationKind, Policy};
+use warden_core::{Answer, AuthzRequest, KindSet, Metadata, OperationKind, Policy};
 
 pub use crate::engine::DEFAULT_POLICY_TIMEOUT;
 use crate::{
@@ -131,8 +131,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let answer = self.judge(request.warden_call());
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // Moved into the decision's context and back, as the engine does.
+        let metadata = Metadata::new(mem::take(request.headers_mut()));
+        let answer = self.judge(request.warden_call(), Some(metadata.clone()));
+        *request.headers_mut() = metadata.into_headers();
         ResponseFuture::admit(&mut self.inner, request, answer)
     }
 }
@@ -151,15 +154,19 @@ where
     }
 
     fn call(&mut self, request: InProcess<T>) -> Self::Future {
-        let answer = self.judge(Some(request.call()));
+        let answer = self.judge(Some(request.call()), None);
         InProcessFuture::admit(&mut self.inner, request, answer)
     }
 }
 
 impl<S> Authorize<S> {
-    /// Runs this layer's policies over `call`, after registering them for a client stream's
-    /// later messages.
-    fn judge(&self, call: Option<&Call>) -> Answer<Result<Admission, Rejection>> {
+    /// Runs this layer's policies over `call` (with the request's `metadata`, when it came
+    /// over HTTP), after registering them for a client stream's later messages.
+    fn judge(
+        &self,
+        call: Option<&Call>,
+        metadata: Option<Metadata>,
+    ) -> Answer<Result<Admission, Rejection>> {
         let Some((call, operation)) = call.and_then(|c| Some((c, c.operation()?))) else {
             return Answer::Ready(Err(misconfigured("operation", "ClassifyLayer")));
         };
@@ -170,8 +177,12 @@ impl<S> Authorize<S> {
             checks.register(Arc::new(self.policies.clone()), Arc::clone(claims));
         }
         let decided = call.decision().is_some();
-        let authz = AuthzRequest::new(Arc::clone(claims), Arc::clone(operation))
-            .with_context(call.context.clone());
+        let mut context = call.context.clone();
+        if let Some(metadata) = metadata {
+            context.metadata = metadata;
+        }
+        let authz =
+            AuthzRequest::new(Arc::clone(claims), Arc::clone(operation)).with_context(context);
         match self.policies.check(&authz, decided) {
             Answer::Ready(result) => Answer::Ready(result.map(Admission::Decision)),
             Answer::Pending(check) => {

@@ -26,13 +26,13 @@
 mod body;
 mod deadline;
 mod decode;
+pub mod peer;
 mod stream;
 
 use std::{
     fmt,
     future::{Future, IntoFuture},
     mem,
-    net::SocketAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, Waker},
@@ -47,10 +47,11 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 use warden_core::{
-    Answer, AnswerFuture, BoxError, Claims, Decision, Operation, OperationKind, Protocol,
+    Answer, AnswerFuture, BoxError, Claims, Decision, Metadata, Operation, OperationKind, Protocol,
     RequestContext,
 };
 
+pub use self::peer::{Peer, PeerAddr, PeerCertificates, PeerFn, Transport};
 pub(crate) use self::stream::{StreamCheck, StreamChecks};
 use self::{
     body::Inspector,
@@ -58,7 +59,6 @@ use self::{
     decode::{announced_too_large, decode_frame, too_large, truncated},
 };
 use crate::{
-    authenticate::PeerCertificates,
     body::{ResponseBody, StreamDenial},
     call::Call,
     future::take_ready,
@@ -70,34 +70,13 @@ use crate::{
 /// The default limit of one request message: 4 MiB, gRPC's own default.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
-/// The peer address, for transports that do not put one where Warden looks by default.
-/// Insert it into request extensions (or teach the layer with
-/// [`ClassifyLayer::peer_from`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
-
-/// Reads the peer address from request extensions.
-pub type PeerAddrFn = fn(&Extensions) -> Option<SocketAddr>;
-
-/// Reads the TLS peer's certificate chain (leaf first, DER) from request extensions.
-pub type PeerCertificatesFn = fn(&Extensions) -> Option<Arc<[Vec<u8>]>>;
-
-fn default_peer_addr(extensions: &Extensions) -> Option<SocketAddr> {
-    extensions.get::<PeerAddr>().map(|p| p.0)
-}
-
-fn default_peer_certificates(extensions: &Extensions) -> Option<Arc<[Vec<u8>]>> {
-    extensions
-        .get::<PeerCertificates>()
-        .map(|chain| Arc::clone(&chain.0))
-}
-
 /// The step a classified call goes through before the inner service, when this is the service
 /// of a [`WardenLayer`](crate::WardenLayer): its engine. Later steps implement it, so
 /// classification never depends on them.
 pub(crate) trait Decide: Send + Sync + 'static {
-    /// Authenticates and authorizes the classified `call`, whose request has `headers`.
-    fn decide(&self, headers: &HeaderMap, call: &Call) -> Answer<Result<Admitted, Rejection>>;
+    /// Authenticates and authorizes the classified `call`, whose context holds the request's
+    /// metadata.
+    fn decide(&self, call: &Call) -> Answer<Result<Admitted, Rejection>>;
 }
 
 /// What a call that passed proved: who called, and the decision that let it through.
@@ -111,8 +90,7 @@ struct Config {
     /// The first-message deadline.
     deadlines: Arc<Deadlines>,
     responder: SharedResponder,
-    peer_addr: PeerAddrFn,
-    peer_certificates: PeerCertificatesFn,
+    peer: PeerFn,
 }
 
 /// How long Warden waits for a call's first message (or an HTTP body) by default.
@@ -146,8 +124,7 @@ impl ClassifyLayer {
                 max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
                 deadlines: Deadlines::new(DEFAULT_FIRST_MESSAGE_TIMEOUT),
                 responder: Arc::new(DefaultResponder),
-                peer_addr: default_peer_addr,
-                peer_certificates: default_peer_certificates,
+                peer: peer::from_extensions,
             }),
         }
     }
@@ -187,15 +164,12 @@ impl ClassifyLayer {
         self.edit(|c| c.responder = Arc::new(responder))
     }
 
-    /// Where the transport keeps the peer's address and TLS certificate chain in request
-    /// extensions (default: the [`PeerAddr`] and [`PeerCertificates`] extensions). Both go in
-    /// the call's [`RequestContext`], for the claim mapper and the policies; e.g.
-    /// `warden_identity::tonic::{peer_addr, peer_certificates}` on a tonic server.
-    pub fn peer_from(self, addr: PeerAddrFn, certificates: PeerCertificatesFn) -> Self {
-        self.edit(|c| {
-            c.peer_addr = addr;
-            c.peer_certificates = certificates;
-        })
+    /// Where the transport keeps what it knows about the peer — its address, its TLS
+    /// certificate chain, whether the connection is TLS — in request extensions (default
+    /// [`peer::from_extensions`]). It goes in the call's [`RequestContext`], for the claim
+    /// mapper and the policies; on a tonic server, `warden_identity::tonic::peer`.
+    pub fn peer_from(self, peer: PeerFn) -> Self {
+        self.edit(|c| c.peer = peer)
     }
 }
 
@@ -418,14 +392,8 @@ where
                 replay,
                 done,
             }) => {
-                let (body, call, denial) = reader.into_classified(
-                    &parts.extensions,
-                    body,
-                    &self.config,
-                    operation,
-                    replay,
-                    done,
-                );
+                let (body, call, denial) =
+                    reader.into_classified(&parts, body, &self.config, operation, replay, done);
                 hand_on(
                     &mut self.inner,
                     &self.config,
@@ -458,9 +426,7 @@ where
 impl Config {
     /// The context of a call arriving over `protocol`.
     fn context(&self, protocol: Protocol, extensions: &Extensions) -> RequestContext {
-        RequestContext::new(protocol)
-            .with_peer_addr((self.peer_addr)(extensions))
-            .with_peer_certificates((self.peer_certificates)(extensions))
+        RequestContext::new(protocol).with_peer((self.peer)(extensions))
     }
 
     /// Warden's record of a call classified as `operation`.
@@ -492,7 +458,12 @@ where
     S: Service<Request<ClassifiedBody<B>>> + Clone,
 {
     if let Some(decide) = decide {
-        match decide.decide(&parts.headers, &call) {
+        // The policies see the metadata: moved into the context, not copied, and taken back
+        // once decided (copied only if an asynchronous decision still holds it).
+        call.context.metadata = Metadata::new(mem::take(&mut parts.headers));
+        let answer = decide.decide(&call);
+        parts.headers = mem::take(&mut call.context.metadata).into_headers();
+        match answer {
             Answer::Ready(Ok((claims, decision))) => {
                 call.claims = Some(claims);
                 call.decision = Some(decision);
@@ -857,7 +828,7 @@ impl Reader {
     /// shared stream-denial slot when later messages are checked.
     fn into_classified<B>(
         self,
-        extensions: &Extensions,
+        parts: &Parts,
         body: B,
         config: &Arc<Config>,
         operation: Arc<Operation>,
@@ -878,10 +849,13 @@ impl Reader {
             ),
             Target::WholeJson { .. } => (Protocol::Http, None),
         };
-        let context = config.context(protocol, extensions);
-        let checks = inspect
-            .as_ref()
-            .map(|_| Arc::new(StreamChecks::new(context.clone())));
+        let context = config.context(protocol, &parts.extensions);
+        // A client stream's later messages are judged after the headers went on: its checks
+        // keep a copy of the metadata, once per stream.
+        let checks = inspect.as_ref().map(|_| {
+            let metadata = Metadata::new(parts.headers.clone());
+            Arc::new(StreamChecks::new(context.clone().with_metadata(metadata)))
+        });
         let call = config.call(operation, context, checks.clone());
         let denial = checks.as_ref().map(|c| Arc::clone(&c.denial));
         let inspector = inspect.zip(checks).map(|((spec, encoding), checks)| {
@@ -1008,14 +982,8 @@ where
                             replay,
                             done,
                         } => {
-                            let (body, call, denial) = reader.into_classified(
-                                &parts.extensions,
-                                body,
-                                &config,
-                                operation,
-                                replay,
-                                done,
-                            );
+                            let (body, call, denial) = reader
+                                .into_classified(&parts, body, &config, operation, replay, done);
                             let next = hand_on(
                                 &mut inner,
                                 &config,
