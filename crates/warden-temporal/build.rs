@@ -1,5 +1,6 @@
-//! Tells the tests where `temporalio-protos` wrote the descriptor set of the protos it compiled,
-//! so they can check every method of the services is classified.
+//! Tells the crate where `temporalio-protos` wrote the descriptor set of the protos it
+//! compiled: embedded as `descriptor_set()`, and read by the tests to check every method of
+//! the services is classified.
 
 fn main() {
     if let Ok(path) = std::env::var("DEP_TEMPORALIO_PROTOS_DESCRIPTOR_PATH") {

@@ -1,4 +1,9 @@
 //! `warden check`: evaluate one request against a policy config and explain the decision.
+//!
+//! With a policy config (`[policies.*]` and `[authorize]` only), the request names the
+//! operation by hand (kind, targets, arguments) and the caller's claims. With a proxy config,
+//! the call is given as the proxy would receive it and runs through the proxy's own stack
+//! (see `explain`).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -38,7 +43,7 @@ pub(crate) struct CheckRequest {
     /// `/package.Service/Method`.
     pub(crate) method: String,
     /// The operation kind (`execute`, `signal`, `query`, …).
-    pub(crate) kind: String,
+    pub(crate) kind: Option<String>,
     /// Further kinds the call also performs (`["signal"]` for signal-with-start).
     #[serde(default)]
     pub(crate) also: Vec<String>,
@@ -92,7 +97,7 @@ pub(crate) struct Subject {
 }
 
 /// The instance's recorded initiator and participants.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InstanceState {
     /// Who started it.
@@ -137,7 +142,10 @@ impl CheckRequest {
             .and_then(|p| p.split_once('/'))
             .filter(|(s, m)| !s.is_empty() && !m.is_empty())
             .ok_or_else(|| format!("method `{}` is not `/package.Service/Method`", self.method))?;
-        let mut op = Operation::new(kind(&self.kind)?, service, method);
+        let kind_name = self.kind.as_deref().ok_or(
+            "the request needs a `kind` (a policy config has no service map to classify the method with; a proxy config does)",
+        )?;
+        let mut op = Operation::new(kind(kind_name)?, service, method);
         for also in &self.also {
             op = op.also(kind(also)?);
         }
@@ -165,6 +173,40 @@ pub(crate) struct Outcome {
     pub(crate) policies: Vec<(String, Result<Decision, String>)>,
     /// The kind that selected the policies.
     pub(crate) kind: OperationKind,
+    /// The message a refused call gets, exactly as the proxy sends it (proxy configs).
+    pub(crate) message: Option<String>,
+    /// The operation the call was classified as (proxy configs).
+    pub(crate) operation: Option<Arc<Operation>>,
+    /// Who the mappers said the caller is (proxy configs).
+    pub(crate) subject: Option<String>,
+}
+
+/// Records what `state` says about `operation`'s instance in `store`.
+pub(crate) async fn record_state(
+    store: &MemoryInstanceStore,
+    operation: &Operation,
+    state: &InstanceState,
+) -> Result<(), String> {
+    let Some(instance) = &operation.instance_id else {
+        return Ok(());
+    };
+    let key = InstanceKey::new(
+        operation.namespace.as_deref().unwrap_or_default(),
+        instance.as_str(),
+    );
+    if let Some(initiator) = &state.initiator {
+        store
+            .record_initiator(&key, initiator)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    for participant in &state.participants {
+        store
+            .add_participant(&key, participant)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Loads `config` (TOML) and evaluates `request` (JSON) against it.
@@ -180,23 +222,8 @@ pub(crate) fn check(config_path: &Path, config: &str, request: &str) -> Result<O
     runtime.block_on(async move {
         let store = MemoryInstanceStore::new();
         let operation = request.operation()?;
-        if let (Some(state), Some(instance)) = (&request.instance_state, &operation.instance_id) {
-            let key = InstanceKey::new(
-                operation.namespace.as_deref().unwrap_or_default(),
-                instance.as_str(),
-            );
-            if let Some(initiator) = &state.initiator {
-                store
-                    .record_initiator(&key, initiator)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            for participant in &state.participants {
-                store
-                    .add_participant(&key, participant)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
+        if let Some(state) = &request.instance_state {
+            record_state(&store, &operation, state).await?;
         }
         let store: SharedInstanceStore = Arc::new(store);
         let base = config_path.parent().unwrap_or(Path::new("."));
@@ -233,6 +260,9 @@ pub(crate) fn check(config_path: &Path, config: &str, request: &str) -> Result<O
             code,
             policies,
             kind,
+            message: None,
+            operation: None,
+            subject: None,
         })
     })
 }
@@ -261,6 +291,15 @@ impl Outcome {
         if let Some(code) = self.code {
             out.push_str(&format!("status: {}\n", code.as_str().to_uppercase()));
         }
+        if let Some(message) = &self.message {
+            out.push_str(&format!("message: {message}\n"));
+        }
+        if let Some(subject) = &self.subject {
+            out.push_str(&format!("caller: {subject}\n"));
+        }
+        if let Some(op) = &self.operation {
+            out.push_str(&format!("operation: {}\n", operation_line(op)));
+        }
         out.push_str(&format!("policies for `{}`:\n", self.kind.as_str()));
         if self.policies.is_empty() {
             out.push_str("  (none)\n");
@@ -288,6 +327,9 @@ impl Outcome {
             "allowed": self.decision.is_allowed(),
             "decision": one(&self.decision),
             "status": self.code.map(|c| c.as_str()),
+            "message": self.message,
+            "caller": self.subject,
+            "operation": self.operation.as_deref().map(operation_json),
             "kind": self.kind.as_str(),
             "policies": self.policies.iter().map(|(name, d)| match d {
                 Ok(d) => serde_json::json!({ "name": name, "decision": one(d) }),
@@ -295,4 +337,40 @@ impl Outcome {
             }).collect::<Vec<_>>(),
         })
     }
+}
+
+/// One line naming the operation and its targets.
+fn operation_line(op: &Operation) -> String {
+    let mut line = format!("{} {}/{}", op.kind.as_str(), op.service, op.method);
+    let targets = [
+        ("namespace", op.namespace.as_deref()),
+        ("instance", op.instance_id.as_deref()),
+        ("workflow_type", op.workflow_type.as_deref()),
+        ("task_queue", op.task_queue.as_deref()),
+        ("name", op.name.as_deref()),
+    ];
+    for (label, value) in targets {
+        if let Some(value) = value {
+            line.push_str(&format!(" {label}={value}"));
+        }
+    }
+    if let Some(args) = op.args.get() {
+        line.push_str(&format!(" args={args}"));
+    }
+    line
+}
+
+fn operation_json(op: &Operation) -> Value {
+    serde_json::json!({
+        "kind": op.kind.as_str(),
+        "also": op.also.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+        "service": &*op.service,
+        "method": &*op.method,
+        "namespace": op.namespace.as_deref(),
+        "instance": op.instance_id.as_deref(),
+        "workflow_type": op.workflow_type.as_deref(),
+        "task_queue": op.task_queue.as_deref(),
+        "name": op.name.as_deref(),
+        "args": op.args.get(),
+    })
 }

@@ -9,7 +9,7 @@
 //! TLS handshake: a server whose TLS layer trusts a wider set (an organisation CA, optional
 //! client auth) still admits only certificates these anchors issued. Verified certificates are
 //! cached until they expire. On a tonic server, read the chain with
-//! [`tonic::peer_certificates`](crate::tonic::peer_certificates) (feature `tonic`).
+//! [`tonic::peer`](crate::tonic::peer) (feature `tonic`).
 //!
 //! ```toml
 //! trust_anchors = "workers-ca.pem"

@@ -72,8 +72,10 @@ use warden_core::{
     KindSet,
     instances::{MemoryInstanceStore, SharedInstanceStore},
 };
+use warden_policy::config::BuiltPolicies;
 use warden_tower::{
     AuthenticateLayer, WardenLayer,
+    classify::PeerFn,
     map::{OperationMap, ReflectConfig},
     record::RecordInitiatorLayer,
 };
@@ -114,7 +116,9 @@ impl Proxy {
     /// accepted.
     pub async fn start(config: ProxyConfig, base: &Path) -> Result<Self, ProxyError> {
         let store = instance_store(config.instances.as_ref()).await?;
-        let warden = warden_layer(&config, base, store.as_ref()).await?;
+        let warden = Stack::build(&config, base, store.as_ref(), warden_identity::tonic::peer)
+            .await?
+            .layer;
 
         let forwarder = upstream::Forwarder::new(&config.upstream, base)?;
         let record = match (&store, &config.instances) {
@@ -246,53 +250,77 @@ async fn stopped_ref(signal: &mut watch::Receiver<bool>) {
     let _ = signal.wait_for(|stop| *stop).await;
 }
 
-/// The Warden stack `config` describes: its operation map, identity mappers, limits and the
-/// policies per operation kind.
-async fn warden_layer(
-    config: &ProxyConfig,
-    base: &Path,
-    store: Option<&SharedInstanceStore>,
-) -> Result<WardenLayer, ProxyError> {
-    let built = config
-        .policies_config()
-        .build(base, store)
-        .map_err(ProxyError::Config)?;
-    let mut authenticate = AuthenticateLayer::new(
-        config
-            .identity
-            .clone()
-            .rebased(base)
-            .build()
-            .await
-            .map_err(|e| ProxyError::Config(e.to_string()))?,
-    )
-    .anonymous(config.identity.anonymous);
-    if let Some(header) = &config.identity.api_key_header {
-        let header = http::HeaderName::try_from(header.as_str())
-            .map_err(|e| ProxyError::Config(format!("identity.api_key_header `{header}`: {e}")))?;
-        authenticate = authenticate.api_key_header_name(header);
-    }
+/// The Warden stack a proxy config describes — its operation map, identity mappers, limits
+/// and the policies per operation kind — without the listener and the upstream. `warden
+/// check` runs a call through it to explain exactly what the proxy would decide.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Stack {
+    /// The layer the proxy puts in front of the upstream.
+    pub layer: WardenLayer,
+    /// How calls are classified.
+    pub map: OperationMap,
+    /// The policies, by name and by kind.
+    pub policies: BuiltPolicies,
+}
 
-    let limits = &config.limits;
-    let mut builder = WardenLayer::builder(operation_map(&config.service, base)?);
-    if config.service.preset == Preset::Temporal {
-        builder = builder.responder(warden_temporal::TemporalResponder);
+impl Stack {
+    /// Builds the stack `config` describes (relative paths from `base`), with `store` as the
+    /// instance store and `peer` telling where the transport keeps the peer's details.
+    pub async fn build(
+        config: &ProxyConfig,
+        base: &Path,
+        store: Option<&SharedInstanceStore>,
+        peer: PeerFn,
+    ) -> Result<Self, ProxyError> {
+        let policies = config
+            .policies_config()
+            .build(base, store)
+            .map_err(ProxyError::Config)?;
+        let mut authenticate = AuthenticateLayer::new(
+            config
+                .identity
+                .clone()
+                .rebased(base)
+                .build()
+                .await
+                .map_err(|e| ProxyError::Config(e.to_string()))?,
+        )
+        .anonymous(config.identity.anonymous);
+        if let Some(header) = &config.identity.api_key_header {
+            let header = http::HeaderName::try_from(header.as_str()).map_err(|e| {
+                ProxyError::Config(format!("identity.api_key_header `{header}`: {e}"))
+            })?;
+            authenticate = authenticate.api_key_header_name(header);
+        }
+
+        let limits = &config.limits;
+        let map = operation_map(&config.service, base)?;
+        let mut builder = WardenLayer::builder(map.clone());
+        if config.service.preset == Preset::Temporal {
+            builder = builder.responder(warden_temporal::TemporalResponder);
+        }
+        let mut builder = builder
+            .peer_from(peer)
+            .authenticate_with(authenticate)
+            .max_message_size(limits.max_message_bytes)
+            .first_message_timeout(Duration::from_secs(limits.first_message_seconds))
+            .policy_timeout(Duration::from_millis(limits.policy_timeout_ms));
+        for (kind, policy) in policies.kinds() {
+            builder = builder.kinds(KindSet::one(kind), Arc::clone(policy));
+        }
+        if config.shadow {
+            builder = builder.shadow();
+        }
+        let layer = builder
+            .build()
+            .map_err(|e| ProxyError::Config(e.to_string()))?;
+        Ok(Self {
+            layer,
+            map,
+            policies,
+        })
     }
-    let mut builder = builder
-        .peer_from(warden_identity::tonic::peer)
-        .authenticate_with(authenticate)
-        .max_message_size(limits.max_message_bytes)
-        .first_message_timeout(Duration::from_secs(limits.first_message_seconds))
-        .policy_timeout(Duration::from_millis(limits.policy_timeout_ms));
-    for (kind, policy) in built.kinds() {
-        builder = builder.kinds(KindSet::one(kind), Arc::clone(policy));
-    }
-    if config.shadow {
-        builder = builder.shadow();
-    }
-    builder
-        .build()
-        .map_err(|e| ProxyError::Config(e.to_string()))
 }
 
 /// The operation map `service` describes.

@@ -166,6 +166,14 @@ pub fn operation_map() -> OperationMap {
     }
 }
 
+/// The descriptors (a `FileDescriptorSet`, protobuf-encoded) of Temporal's API as
+/// `temporalio-protos` compiled it: every message the preset classifies, for tools that
+/// turn JSON into those messages (`warden check`) or inspect them by reflection.
+pub fn descriptor_set() -> &'static [u8] {
+    // Set by this crate's build script from `temporalio-protos`' `links` metadata.
+    include_bytes!(env!("TEMPORAL_DESCRIPTOR_SET_PATH"))
+}
+
 /// The preset as a builder, to add your own services before building.
 pub fn builder() -> OperationMapBuilder {
     let mut b = OperationMap::builder();

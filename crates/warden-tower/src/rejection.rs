@@ -44,6 +44,30 @@ impl Code {
         self as i32
     }
 
+    /// The code for a `grpc-status` number; numbers gRPC does not define are `Unknown`, as
+    /// gRPC clients read them.
+    pub const fn from_i32(code: i32) -> Self {
+        match code {
+            0 => Self::Ok,
+            1 => Self::Cancelled,
+            3 => Self::InvalidArgument,
+            4 => Self::DeadlineExceeded,
+            5 => Self::NotFound,
+            6 => Self::AlreadyExists,
+            7 => Self::PermissionDenied,
+            8 => Self::ResourceExhausted,
+            9 => Self::FailedPrecondition,
+            10 => Self::Aborted,
+            11 => Self::OutOfRange,
+            12 => Self::Unimplemented,
+            13 => Self::Internal,
+            14 => Self::Unavailable,
+            15 => Self::DataLoss,
+            16 => Self::Unauthenticated,
+            _ => Self::Unknown,
+        }
+    }
+
     /// The HTTP status a plain HTTP caller gets for this code.
     pub fn http_status(self) -> StatusCode {
         match self {
