@@ -227,7 +227,9 @@ pub(crate) fn check(config_path: &Path, config: &str, request: &str) -> Result<O
         }
         let store: SharedInstanceStore = Arc::new(store);
         let base = config_path.parent().unwrap_or(Path::new("."));
-        let built = config.build(base, Some(&store))?;
+        let built = config
+            .build(base, Some(&store))
+            .map_err(|e| e.to_string())?;
         let kind = operation.kind;
         let authz = AuthzRequest::new(request.claims()?, operation);
         let mut policies = Vec::new();

@@ -8,7 +8,7 @@ use warden_proxy::{Proxy, ProxyConfig, ProxyError};
 pub(crate) fn run(path: &Path, check: bool) -> ExitCode {
     let config = match ProxyConfig::load(path) {
         Ok(config) => config,
-        Err(e) => return fail(&ProxyError::Config(e.to_string())),
+        Err(e) => return fail(&ProxyError::Config(e.into())),
     };
     if let Err(e) = warden_proxy::init_logging(&config.log) {
         return fail(&e);

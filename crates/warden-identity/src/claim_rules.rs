@@ -60,8 +60,24 @@ impl Default for ClaimRulesConfig {
 
 /// An error in a [`ClaimRulesConfig`].
 #[derive(Debug, thiserror::Error)]
-#[error("claim rules: {0}")]
-pub struct ClaimRulesError(String);
+#[non_exhaustive]
+pub enum ClaimRulesError {
+    /// `permissions_regex` is not a regular expression.
+    #[error("claim rules: permissions_regex does not compile: {reason}")]
+    Regex {
+        /// What the regex compiler said.
+        reason: String,
+    },
+    /// `permissions_regex` lacks a named group it must have.
+    #[error("claim rules: permissions_regex needs a named group `{group}`")]
+    MissingGroup {
+        /// `namespace` or `role`.
+        group: &'static str,
+    },
+    /// `subject` is empty.
+    #[error("claim rules: subject needs a claim path")]
+    NoSubject,
+}
 
 /// Compiled [`ClaimRulesConfig`].
 #[derive(Clone, Debug)]
@@ -88,21 +104,19 @@ impl ClaimRules {
         let regex = match &config.permissions_regex {
             None => None,
             Some(source) => {
-                let regex = Regex::new(source).map_err(|e| {
-                    ClaimRulesError(format!("permissions_regex does not compile: {e}"))
+                let regex = Regex::new(source).map_err(|e| ClaimRulesError::Regex {
+                    reason: e.to_string(),
                 })?;
                 for group in ["namespace", "role"] {
                     if !regex.capture_names().flatten().any(|name| name == group) {
-                        return Err(ClaimRulesError(format!(
-                            "permissions_regex needs a named group `{group}`"
-                        )));
+                        return Err(ClaimRulesError::MissingGroup { group });
                     }
                 }
                 Some(regex)
             }
         };
         if config.subject.is_empty() {
-            return Err(ClaimRulesError("subject needs a claim path".into()));
+            return Err(ClaimRulesError::NoSubject);
         }
         Ok(Self::compile_paths(config, regex))
     }

@@ -75,12 +75,35 @@ impl Default for MtlsConfig {
 
 /// An [`MtlsConfig`] that cannot work.
 #[derive(Debug, thiserror::Error)]
-#[error("mtls: {0}")]
-pub struct MtlsConfigError(String);
+#[non_exhaustive]
+pub enum MtlsConfigError {
+    /// The trust anchors file cannot be read.
+    #[error("mtls: {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The trust anchors are not usable CA certificates.
+    #[error("mtls: trust anchors: {reason}")]
+    TrustAnchors {
+        /// What is wrong with them.
+        reason: String,
+    },
+    /// An identity grants a role that does not exist.
+    #[error("mtls: identity `{identity}`: {source}")]
+    Grant {
+        /// The configured identity.
+        identity: String,
+        /// The unknown role.
+        source: GrantError,
+    },
+}
 
-impl From<GrantError> for MtlsConfigError {
-    fn from(error: GrantError) -> Self {
-        Self(error.to_string())
+fn anchors_error(reason: impl std::fmt::Display) -> MtlsConfigError {
+    MtlsConfigError::TrustAnchors {
+        reason: reason.to_string(),
     }
 }
 
@@ -117,8 +140,10 @@ impl MtlsMapper {
         let anchors = match &config.trust_anchors {
             None => None,
             Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| MtlsConfigError(format!("{}: {e}", path.display())))?;
+                let pem = std::fs::read(path).map_err(|source| MtlsConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 Some(pem)
             }
         };
@@ -134,7 +159,13 @@ impl MtlsMapper {
         let mut exact = Vec::new();
         let mut prefixes = Vec::new();
         for entry in &config.identities {
-            let claims = entry.grant().claims(Claims::anonymous())?;
+            let claims = entry
+                .grant()
+                .claims(Claims::anonymous())
+                .map_err(|source| MtlsConfigError::Grant {
+                    identity: entry.identity.clone(),
+                    source,
+                })?;
             match entry.identity.strip_suffix('*') {
                 Some(prefix) => prefixes.push((prefix.to_owned(), claims)),
                 None => exact.push((entry.identity.clone(), claims)),
@@ -241,20 +272,17 @@ pub fn identity_of(cert: &X509Certificate<'_>) -> String {
 fn verifier(pem: &[u8]) -> Result<Arc<dyn ClientCertVerifier>, MtlsConfigError> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| MtlsConfigError(format!("trust anchors: {e}")))?;
         roots
-            .add(cert)
-            .map_err(|e| MtlsConfigError(format!("trust anchors: {e}")))?;
+            .add(cert.map_err(anchors_error)?)
+            .map_err(anchors_error)?;
     }
     if roots.is_empty() {
-        return Err(MtlsConfigError(
-            "trust anchors: no certificate in the PEM".into(),
-        ));
+        return Err(anchors_error("no certificate in the PEM"));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
-        .map_err(|e| MtlsConfigError(format!("trust anchors: {e}")))
+        .map_err(anchors_error)
 }
 
 impl ClaimMapper for MtlsMapper {

@@ -48,7 +48,7 @@ use crate::{
     instances::InstancePolicy,
     privileges::{PrivilegePolicy, RequirementConfig},
     roles::{MethodAccess, MethodTable, RolePolicy},
-    rules::RulesPolicy,
+    rules::{RulesError, RulesPolicy},
 };
 
 /// The method table a role policy starts from.
@@ -166,6 +166,60 @@ impl BuiltPolicies {
     }
 }
 
+/// A policy config that cannot be built; each names the policy or `authorize` key at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoliciesError {
+    /// A role policy's `methods` table has a bad key.
+    #[error("policy `{policy}`: {source}")]
+    RoleTable {
+        /// The policy.
+        policy: String,
+        /// The bad entry.
+        source: crate::roles::MethodPathError,
+    },
+    /// A rules policy's file cannot be loaded.
+    #[error("policy `{policy}`:\n{source}")]
+    Rules {
+        /// The policy.
+        policy: String,
+        /// Every problem in the file.
+        source: RulesError,
+    },
+    /// An instance-level policy without an instance store.
+    #[error("policy `{policy}` is instance-level and needs an instance store")]
+    NoStore {
+        /// The policy.
+        policy: String,
+    },
+    /// A shadow or cached policy wraps something that is not a plain policy of the file.
+    #[error("policy `{policy}` wraps `{target}`, which is not a plain policy defined here")]
+    BadWrap {
+        /// The wrapping policy.
+        policy: String,
+        /// What it names.
+        target: String,
+    },
+    /// `authorize` names a policy that is not defined.
+    #[error("authorize.{key}: no policy named `{policy}` (known: {})", known.join(", "))]
+    UnknownPolicy {
+        /// The `authorize` key.
+        key: String,
+        /// The missing name.
+        policy: String,
+        /// The names that are defined.
+        known: Vec<String>,
+    },
+    /// An `authorize` key that is neither a kind nor `default`.
+    #[error(
+        "authorize.{key}: not an operation kind (execute, signal, query, update, cancel, terminate, read, worker, admin, other) or `default`"
+    )]
+    UnknownKind {
+        /// The key.
+        key: String,
+    },
+}
+
 impl PoliciesConfig {
     /// Builds the policies. Paths are relative to `base`; instance policies read `store`.
     /// Rules files with `reload_seconds` start watching (so this must run inside a Tokio
@@ -174,7 +228,7 @@ impl PoliciesConfig {
         &self,
         base: &Path,
         store: Option<&SharedInstanceStore>,
-    ) -> Result<BuiltPolicies, String> {
+    ) -> Result<BuiltPolicies, PoliciesError> {
         let mut built = BuiltPolicies::default();
         // Plain policies first; wrappers (shadow, cached) then name one of them.
         let (wrappers, plain): (Vec<_>, Vec<_>) = self.policies.iter().partition(|(_, spec)| {
@@ -189,9 +243,13 @@ impl PoliciesConfig {
                         BaseTable::Temporal => MethodTable::temporal(),
                         BaseTable::Empty => MethodTable::new(),
                     };
-                    let table = table
-                        .extend_from(methods)
-                        .map_err(|e| format!("policy `{name}`: {e}"))?;
+                    let table =
+                        table
+                            .extend_from(methods)
+                            .map_err(|source| PoliciesError::RoleTable {
+                                policy: name.clone(),
+                                source,
+                            })?;
                     Arc::new(RolePolicy::new(table))
                 }
                 PolicySpec::Privileges { requirements } => {
@@ -201,8 +259,12 @@ impl PoliciesConfig {
                     path,
                     reload_seconds,
                 } => {
-                    let rules = RulesPolicy::load(base.join(path))
-                        .map_err(|e| format!("policy `{name}`:\n{e}"))?;
+                    let rules = RulesPolicy::load(base.join(path)).map_err(|source| {
+                        PoliciesError::Rules {
+                            policy: name.clone(),
+                            source,
+                        }
+                    })?;
                     if let Some(seconds) = reload_seconds {
                         rules.watch(Duration::from_secs((*seconds).max(1)));
                     }
@@ -210,8 +272,8 @@ impl PoliciesConfig {
                     Arc::new(rules)
                 }
                 PolicySpec::Initiator | PolicySpec::Participants => {
-                    let store = store.ok_or_else(|| {
-                        format!("policy `{name}` is instance-level and needs an instance store")
+                    let store = store.ok_or_else(|| PoliciesError::NoStore {
+                        policy: name.clone(),
                     })?;
                     Arc::new(match spec {
                         PolicySpec::Initiator => InstancePolicy::initiator(Arc::clone(store)),
@@ -229,11 +291,14 @@ impl PoliciesConfig {
             else {
                 continue;
             };
-            let inner = built.named.get(target).cloned().ok_or_else(|| {
-                format!(
-                    "policy `{name}` wraps `{target}`, which is not a plain policy defined here"
-                )
-            })?;
+            let inner = built
+                .named
+                .get(target)
+                .cloned()
+                .ok_or_else(|| PoliciesError::BadWrap {
+                    policy: name.clone(),
+                    target: target.clone(),
+                })?;
             let policy: SharedPolicy = match spec {
                 PolicySpec::Cached {
                     ttl_seconds,
@@ -260,19 +325,20 @@ impl PoliciesConfig {
         for (key, names) in &self.authorize {
             for policy in names {
                 if !built.named.contains_key(policy) {
-                    return Err(format!(
-                        "authorize.{key}: no policy named `{policy}` (known: {})",
-                        built.named.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ));
+                    return Err(PoliciesError::UnknownPolicy {
+                        key: key.clone(),
+                        policy: policy.clone(),
+                        known: built.named.keys().cloned().collect(),
+                    });
                 }
             }
             if key == "default" {
                 default = Some(names.clone());
                 continue;
             }
-            let kind: OperationKind = key.parse().map_err(|_| {
-                format!("authorize.{key}: not an operation kind (execute, signal, query, update, cancel, terminate, read, worker, admin, other) or `default`")
-            })?;
+            let kind: OperationKind = key
+                .parse()
+                .map_err(|_| PoliciesError::UnknownKind { key: key.clone() })?;
             by_kind.insert(kind, names.clone());
         }
         for kind in OperationKind::ALL {

@@ -169,12 +169,15 @@ impl MethodTable {
     }
 
     /// Adds the entries of a config table: `"package.Service/Method" = { scope, access }`.
-    pub fn extend_from(mut self, entries: &HashMap<String, MethodAccess>) -> Result<Self, String> {
+    pub fn extend_from(
+        mut self,
+        entries: &HashMap<String, MethodAccess>,
+    ) -> Result<Self, MethodPathError> {
         for (path, access) in entries {
             let (service, method) = path
                 .split_once('/')
                 .filter(|(s, m)| !s.is_empty() && !m.is_empty() && !m.contains('/'))
-                .ok_or_else(|| format!("`{path}` is not `package.Service/Method`"))?;
+                .ok_or_else(|| MethodPathError { path: path.clone() })?;
             self = if method == "*" {
                 self.service_default(service, access.scope, access.access)
             } else {
@@ -183,6 +186,14 @@ impl MethodTable {
         }
         Ok(self)
     }
+}
+
+/// A role table entry whose key is not `package.Service/Method` (or `package.Service/*`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{path}` is not `package.Service/Method`")]
+pub struct MethodPathError {
+    /// The key as written.
+    pub path: String,
 }
 
 /// Temporal's WorkflowService: each method's scope and access, as its frontend declares them

@@ -8,7 +8,9 @@ use warden_policy::config::PoliciesConfig;
 
 fn build(source: &str) -> Result<warden_policy::config::BuiltPolicies, String> {
     let config: PoliciesConfig = toml::from_str(source).map_err(|e| e.to_string())?;
-    config.build(Path::new("."), None)
+    config
+        .build(Path::new("."), None)
+        .map_err(|e| e.to_string())
 }
 
 fn signal() -> AuthzRequest {
@@ -90,6 +92,17 @@ fn config_mistakes_are_errors_that_say_what_is_wrong() {
         bad_kind.contains("authorize.signals: not an operation kind"),
         "{bad_kind}"
     );
+    // Embedders match on what is wrong and where.
+    let config: PoliciesConfig =
+        toml::from_str("[policies.a]\ntype = \"allow_all\"\n[authorize]\nquery = [\"b\"]\n")
+            .unwrap();
+    match config.build(Path::new("."), None).unwrap_err() {
+        warden_policy::config::PoliciesError::UnknownPolicy { key, policy, known } => {
+            assert_eq!((key.as_str(), policy.as_str()), ("query", "b"));
+            assert_eq!(known, ["a"]);
+        }
+        other => panic!("expected UnknownPolicy, got {other:?}"),
+    }
     let unknown_type = build("[policies.a]\ntype = \"cedar\"\n").unwrap_err();
     assert!(
         unknown_type.contains("unknown variant `cedar`"),

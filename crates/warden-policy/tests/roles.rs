@@ -141,11 +141,11 @@ fn config_entries_extend_the_table() {
     assert!(table.lookup("grpc.health.v1.Health", "Check").is_none());
     let bad: std::collections::HashMap<String, warden_policy::roles::MethodAccess> =
         toml::from_str(r#""Refund" = { scope = "namespace", access = "admin" }"#).unwrap();
-    assert!(
-        MethodTable::new()
-            .extend_from(&bad)
-            .unwrap_err()
-            .contains("package.Service/Method")
+    let error = MethodTable::new().extend_from(&bad).unwrap_err();
+    assert_eq!(error.path, "Refund");
+    assert_eq!(
+        error.to_string(),
+        "`Refund` is not `package.Service/Method`"
     );
 }
 

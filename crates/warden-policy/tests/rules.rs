@@ -15,7 +15,7 @@ use warden_core::{
     AuthzRequest, Claims, Effect, Metadata, Operation, OperationKind, Peer, Policy, RequestContext,
     Roles, Transport,
 };
-use warden_policy::rules::{RuleSet, RulesPolicy};
+use warden_policy::rules::{ProblemKind, RuleLabel, RuleSet, RulesPolicy};
 
 const SVC: &str = "warden.example.v1.WorkflowService";
 
@@ -468,7 +468,7 @@ transport = { tsl = true }
 "#,
     )
     .unwrap_err();
-    let lines: Vec<&str> = error.errors.iter().map(String::as_str).collect();
+    let lines: Vec<String> = error.errors.iter().map(ToString::to_string).collect();
     assert_eq!(lines.len(), 5, "{lines:#?}");
     assert!(
         lines[0].starts_with(
@@ -529,8 +529,26 @@ id = "ok"
 effect = "maybe"
 "#;
     let error = RuleSet::parse(Path::new("policy/rules.toml"), source).unwrap_err();
-    let lines: Vec<&str> = error.errors.iter().map(String::as_str).collect();
+    let lines: Vec<String> = error.errors.iter().map(ToString::to_string).collect();
     assert_eq!(lines.len(), 5, "{lines:#?}");
+    // Embedders match on the parts, not the text.
+    let role = &error.errors[3];
+    assert_eq!(role.path, Path::new("policy/rules.toml"));
+    assert_eq!(role.line, Some(21));
+    assert_eq!(role.rule, Some(RuleLabel::Id("bad-role".into())));
+    assert_eq!(
+        role.kind,
+        ProblemKind::UnknownRole {
+            role: "boss".into()
+        }
+    );
+    assert_eq!(
+        error.errors[2].kind,
+        ProblemKind::ArgComparisons {
+            pointer: "/amount".into(),
+            found: 2
+        }
+    );
     assert!(
         lines[0].starts_with(
             "policy/rules.toml:6: rule `typo`: unknown field `kindz`, expected one of"
@@ -564,10 +582,15 @@ effect = "maybe"
         "[[rule]]\nid = \"x\"\neffect = allow\n",
     )
     .unwrap_err();
-    assert!(syntax.errors[0].starts_with("r.toml:3: "), "{syntax}");
+    assert!(
+        syntax.errors[0].to_string().starts_with("r.toml:3: "),
+        "{syntax}"
+    );
     let top = RuleSet::parse(Path::new("r.toml"), "\n[[rules]]\nid = \"x\"\n").unwrap_err();
     assert!(
-        top.errors[0].starts_with("r.toml:2: unknown field `rules`"),
+        top.errors[0]
+            .to_string()
+            .starts_with("r.toml:2: unknown field `rules`"),
         "{top}"
     );
 }

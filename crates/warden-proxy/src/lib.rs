@@ -90,15 +90,65 @@ use crate::config::{InstancesConfig, ListenTlsConfig, Preset, ServiceConfig};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProxyError {
-    /// The config is wrong; the message says where.
+    /// The config is wrong; the error says where.
     #[error("config: {0}")]
-    Config(String),
+    Config(#[from] ProxyConfigError),
     /// Something the config names could not be had (a port, a store).
     #[error("start: {0}")]
     Start(String),
     /// The server failed while running.
     #[error("serve: {0}")]
     Serve(String),
+}
+
+/// What is wrong with a proxy config, by the section at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyConfigError {
+    /// The file is not a proxy config: TOML syntax, an unknown key, a wrong type.
+    #[error(transparent)]
+    File(#[from] config::ConfigError),
+    /// `[identity]`: a mapper cannot be built.
+    #[error(transparent)]
+    Identity(#[from] warden_identity::IdentityConfigError),
+    /// `[policies]` or `[authorize]`.
+    #[error(transparent)]
+    Policies(#[from] warden_policy::config::PoliciesError),
+    /// `[service]`: the operation map cannot be built.
+    #[error("service: {0}")]
+    Service(#[from] warden_tower::map::MapError),
+    /// The Warden stack refuses the combination of settings.
+    #[error("{0}")]
+    Stack(#[from] warden_tower::BuildError),
+    /// `[instances]`: the store's URL.
+    #[error(transparent)]
+    Instances(#[from] warden_redis::ConnectError),
+    /// A file the config names cannot be read.
+    #[error("{key}: {}: {source}", path.display())]
+    Read {
+        /// The setting that names it (`upstream.ca_file`).
+        key: String,
+        /// The file, as resolved.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A setting that cannot work.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The setting (`upstream.address`, `log.level`).
+        key: String,
+        /// What is wrong, with the offending value.
+        reason: String,
+    },
+}
+
+/// The refusal of the setting `key`.
+pub(crate) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ProxyError {
+    ProxyError::Config(ProxyConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    })
 }
 
 /// A running proxy; see the [crate docs](crate).
@@ -145,7 +195,7 @@ impl Proxy {
         if let Some(tls) = &config.listen.tls {
             server = server
                 .tls_config(server_tls(tls, base)?)
-                .map_err(|e| ProxyError::Config(format!("listen.tls: {e}")))?;
+                .map_err(|e| invalid("listen.tls", format!("{e}")))?;
         }
         let listener = tokio::net::TcpListener::bind(config.listen.address)
             .await
@@ -276,7 +326,7 @@ impl Stack {
         let policies = config
             .policies_config()
             .build(base, store)
-            .map_err(ProxyError::Config)?;
+            .map_err(|e| ProxyError::Config(e.into()))?;
         let mut authenticate = AuthenticateLayer::new(
             config
                 .identity
@@ -284,13 +334,12 @@ impl Stack {
                 .rebased(base)
                 .build()
                 .await
-                .map_err(|e| ProxyError::Config(e.to_string()))?,
+                .map_err(|e| ProxyError::Config(e.into()))?,
         )
         .anonymous(config.identity.anonymous);
         if let Some(header) = &config.identity.api_key_header {
-            let header = http::HeaderName::try_from(header.as_str()).map_err(|e| {
-                ProxyError::Config(format!("identity.api_key_header `{header}`: {e}"))
-            })?;
+            let header = http::HeaderName::try_from(header.as_str())
+                .map_err(|e| invalid("identity.api_key_header", format!("`{header}`: {e}")))?;
             authenticate = authenticate.api_key_header_name(header);
         }
 
@@ -312,9 +361,7 @@ impl Stack {
         if config.shadow {
             builder = builder.shadow();
         }
-        let layer = builder
-            .build()
-            .map_err(|e| ProxyError::Config(e.to_string()))?;
+        let layer = builder.build().map_err(|e| ProxyError::Config(e.into()))?;
         Ok(Self {
             layer,
             map,
@@ -332,27 +379,29 @@ fn operation_map(service: &ServiceConfig, base: &Path) -> Result<OperationMap, P
     let builder = match (&service.descriptor_set, service.methods.is_empty()) {
         (Some(path), _) => {
             let path = base.join(path);
-            let bytes = std::fs::read(&path).map_err(|e| {
-                ProxyError::Config(format!("service.descriptor_set: {}: {e}", path.display()))
+            let bytes = std::fs::read(&path).map_err(|source| {
+                ProxyError::Config(ProxyConfigError::Read {
+                    key: "service.descriptor_set".to_owned(),
+                    path: path.clone(),
+                    source,
+                })
             })?;
             let methods = ReflectConfig {
                 methods: service.methods.clone(),
             };
             methods
                 .add_to(builder, &bytes)
-                .map_err(|e| ProxyError::Config(format!("service: {e}")))?
+                .map_err(|e| ProxyError::Config(e.into()))?
         }
         (None, true) => builder,
         (None, false) => {
-            return Err(ProxyError::Config(
-                "service.method needs service.descriptor_set, the descriptors of its services"
-                    .to_owned(),
+            return Err(invalid(
+                "service.method",
+                "needs service.descriptor_set, the descriptors of its services",
             ));
         }
     };
-    builder
-        .build()
-        .map_err(|e| ProxyError::Config(format!("service: {e}")))
+    builder.build().map_err(|e| ProxyError::Config(e.into()))
 }
 
 async fn instance_store(
@@ -373,7 +422,10 @@ async fn instance_store(
                 Duration::from_millis(*timeout_ms),
             )
             .await
-            .map_err(|e| ProxyError::Start(format!("instances: {e}")))?;
+            .map_err(|error| match error {
+                warden_redis::ConnectError::Url { .. } => ProxyError::Config(error.into()),
+                _ => ProxyError::Start(error.to_string()),
+            })?;
             Some(Arc::new(store))
         }
     })
@@ -381,8 +433,13 @@ async fn instance_store(
 
 fn read_pem(base: &Path, path: &PathBuf, what: &str) -> Result<Vec<u8>, ProxyError> {
     let path = base.join(path);
-    std::fs::read(&path)
-        .map_err(|e| ProxyError::Config(format!("listen.tls.{what}: {}: {e}", path.display())))
+    std::fs::read(&path).map_err(|source| {
+        ProxyError::Config(ProxyConfigError::Read {
+            key: format!("listen.tls.{what}"),
+            path: path.clone(),
+            source,
+        })
+    })
 }
 
 fn server_tls(tls: &ListenTlsConfig, base: &Path) -> Result<ServerTlsConfig, ProxyError> {
@@ -396,8 +453,9 @@ fn server_tls(tls: &ListenTlsConfig, base: &Path) -> Result<ServerTlsConfig, Pro
             .client_ca_root(Certificate::from_pem(read_pem(base, ca, "client_ca")?))
             .client_auth_optional(tls.client_auth_optional);
     } else if tls.client_auth_optional {
-        return Err(ProxyError::Config(
-            "listen.tls.client_auth_optional needs client_ca".to_owned(),
+        return Err(invalid(
+            "listen.tls.client_auth_optional",
+            "needs client_ca",
         ));
     }
     Ok(config)

@@ -9,6 +9,7 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 use crate::{
     ProxyError,
     config::{LogConfig, LogFormat},
+    invalid,
 };
 
 const IN_FLIGHT: &str = "warden_proxy_in_flight";
@@ -132,9 +133,9 @@ pub(crate) async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener,
 pub fn init_logging(config: &LogConfig) -> Result<(), ProxyError> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(value) if !value.is_empty() => EnvFilter::try_new(&value)
-            .map_err(|e| ProxyError::Config(format!("RUST_LOG `{value}`: {e}")))?,
+            .map_err(|e| invalid("RUST_LOG", format!("`{value}`: {e}")))?,
         _ => EnvFilter::try_new(&config.level)
-            .map_err(|e| ProxyError::Config(format!("log.level `{}`: {e}", config.level)))?,
+            .map_err(|e| invalid("log.level", format!("`{}`: {e}", config.level)))?,
     };
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match config.format {

@@ -35,7 +35,7 @@ use warden_tower::{
     rejection::{Code, grpc_trailers_only},
 };
 
-use crate::{ProxyError, config::UpstreamConfig, telemetry};
+use crate::{ProxyConfigError, ProxyError, config::UpstreamConfig, invalid, telemetry};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type UpstreamRequestBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -72,18 +72,29 @@ impl std::fmt::Debug for Forwarder {
 
 fn read(base: &Path, path: &Path, what: &str) -> Result<Vec<u8>, ProxyError> {
     let path = base.join(path);
-    std::fs::read(&path)
-        .map_err(|e| ProxyError::Config(format!("upstream.{what}: {}: {e}", path.display())))
+    std::fs::read(&path).map_err(|source| {
+        ProxyError::Config(ProxyConfigError::Read {
+            key: format!("upstream.{what}"),
+            path: path.clone(),
+            source,
+        })
+    })
 }
 
 fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, ProxyError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ProxyError::Config(format!("upstream.{what}: not PEM certificates: {e}")))?;
+        .map_err(|e| {
+            invalid(
+                format!("upstream.{what}"),
+                format!("not PEM certificates: {e}"),
+            )
+        })?;
     if certs.is_empty() {
-        return Err(ProxyError::Config(format!(
-            "upstream.{what}: no certificate in the file"
-        )));
+        return Err(invalid(
+            format!("upstream.{what}"),
+            "no certificate in the file",
+        ));
     }
     Ok(certs)
 }
@@ -92,43 +103,43 @@ impl Forwarder {
     /// Builds the client; reads every file the config names, so a bad path fails at start-up.
     pub(crate) fn new(config: &UpstreamConfig, base: &Path) -> Result<Self, ProxyError> {
         let uri: Uri = config.address.parse().map_err(|e| {
-            ProxyError::Config(format!(
-                "upstream.address `{}`: not a URI: {e}",
-                config.address
-            ))
+            invalid(
+                "upstream.address",
+                format!("`{}`: not a URI: {e}", config.address),
+            )
         })?;
         let scheme = uri.scheme().cloned().ok_or_else(|| {
-            ProxyError::Config(format!(
-                "upstream.address `{}`: needs a scheme, http:// or https://",
-                config.address
-            ))
+            invalid(
+                "upstream.address",
+                format!("`{}`: needs a scheme, http:// or https://", config.address),
+            )
         })?;
         if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
-            return Err(ProxyError::Config(format!(
-                "upstream.address `{}`: the scheme must be http or https",
-                config.address
-            )));
+            return Err(invalid(
+                "upstream.address",
+                format!("`{}`: the scheme must be http or https", config.address),
+            ));
         }
         let authority = uri.authority().cloned().ok_or_else(|| {
-            ProxyError::Config(format!(
-                "upstream.address `{}`: needs host:port",
-                config.address
-            ))
+            invalid(
+                "upstream.address",
+                format!("`{}`: needs host:port", config.address),
+            )
         })?;
         if uri.path() != "/" && !uri.path().is_empty() {
-            return Err(ProxyError::Config(format!(
-                "upstream.address `{}`: must not have a path",
-                config.address
-            )));
+            return Err(invalid(
+                "upstream.address",
+                format!("`{}`: must not have a path", config.address),
+            ));
         }
         let tls_settings = config.ca_file.is_some()
             || config.client_cert.is_some()
             || config.client_key.is_some()
             || config.server_name.is_some();
         if scheme == Scheme::HTTP && tls_settings {
-            return Err(ProxyError::Config(
-                "upstream: ca_file, client_cert, client_key and server_name need an https:// address"
-                    .to_owned(),
+            return Err(invalid(
+                "upstream",
+                "ca_file, client_cert, client_key and server_name need an https:// address",
             ));
         }
         let tls = tls_config(config, base)?;
@@ -141,9 +152,8 @@ impl Forwarder {
             .https_or_http();
         let builder = match &config.server_name {
             Some(name) => {
-                let name = ServerName::try_from(name.clone()).map_err(|e| {
-                    ProxyError::Config(format!("upstream.server_name `{name}`: {e}"))
-                })?;
+                let name = ServerName::try_from(name.clone())
+                    .map_err(|e| invalid("upstream.server_name", format!("`{name}`: {e}")))?;
                 builder.with_server_name_resolver(FixedServerNameResolver::new(name))
             }
             None => builder,
@@ -160,20 +170,15 @@ impl Forwarder {
         let authorization = match &config.authorization_file {
             Some(path) => {
                 let bytes = read(base, path, "authorization_file")?;
-                let credential = String::from_utf8(bytes).map_err(|_| {
-                    ProxyError::Config("upstream.authorization_file: not UTF-8".to_owned())
-                })?;
+                let credential = String::from_utf8(bytes)
+                    .map_err(|_| invalid("upstream.authorization_file", "not UTF-8"))?;
                 let credential = credential.trim();
                 if credential.is_empty() {
-                    return Err(ProxyError::Config(
-                        "upstream.authorization_file: the file is empty".to_owned(),
-                    ));
+                    return Err(invalid("upstream.authorization_file", "the file is empty"));
                 }
                 let mut value =
                     HeaderValue::try_from(format!("Bearer {credential}")).map_err(|_| {
-                        ProxyError::Config(
-                            "upstream.authorization_file: not a valid header value".to_owned(),
-                        )
+                        invalid("upstream.authorization_file", "not a valid header value")
                     })?;
                 value.set_sensitive(true);
                 Some(value)
@@ -243,7 +248,7 @@ fn tls_config(config: &UpstreamConfig, base: &Path) -> Result<ClientConfig, Prox
             for cert in certificates(&read(base, path, "ca_file")?, "ca_file")? {
                 roots
                     .add(cert)
-                    .map_err(|e| ProxyError::Config(format!("upstream.ca_file: {e}")))?;
+                    .map_err(|e| invalid("upstream.ca_file", format!("{e}")))?;
             }
         }
         None => {
@@ -258,22 +263,23 @@ fn tls_config(config: &UpstreamConfig, base: &Path) -> Result<ClientConfig, Prox
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ProxyError::Config(format!("upstream TLS: {e}")))?
+        .map_err(|e| invalid("upstream", format!("TLS: {e}")))?
         .with_root_certificates(roots);
     // ALPN (h2) is set by the connector builder.
     let tls = match (&config.client_cert, &config.client_key) {
         (Some(cert), Some(key)) => {
             let chain = certificates(&read(base, cert, "client_cert")?, "client_cert")?;
             let key = PrivateKeyDer::from_pem_slice(&read(base, key, "client_key")?)
-                .map_err(|e| ProxyError::Config(format!("upstream.client_key: {e}")))?;
+                .map_err(|e| invalid("upstream.client_key", format!("{e}")))?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| ProxyError::Config(format!("upstream.client_cert: {e}")))?
+                .map_err(|e| invalid("upstream.client_cert", format!("{e}")))?
         }
         (None, None) => builder.with_no_client_auth(),
         _ => {
-            return Err(ProxyError::Config(
-                "upstream: client_cert and client_key go together".to_owned(),
+            return Err(invalid(
+                "upstream",
+                "client_cert and client_key go together",
             ));
         }
     };

@@ -54,10 +54,28 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError(format!("redis: {error}"))
 }
 
+/// Why a Redis instance store could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URL is not a Redis URL (it is not repeated: it may hold a password).
+    #[error("instances.url: not a Redis URL: {reason}")]
+    Url {
+        /// What the client said.
+        reason: String,
+    },
+    /// The server did not answer.
+    #[error("instances: redis unreachable: {reason}")]
+    Unreachable {
+        /// Why.
+        reason: String,
+    },
+}
+
 impl RedisInstanceStore {
     /// Connects to `url` (`redis://host:port/db`), with keys under `warden:` and a 1 s
     /// command timeout. The connection reconnects by itself after a failure.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
         Self::connect_with(url, "warden", DEFAULT_TIMEOUT).await
     }
 
@@ -66,8 +84,11 @@ impl RedisInstanceStore {
         url: &str,
         prefix: &str,
         timeout: Duration,
-    ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
+    ) -> Result<Self, ConnectError> {
+        let client = redis::Client::open(url).map_err(|e| ConnectError::Url {
+            reason: e.to_string(),
+        })?;
+        let unreachable = |reason: String| ConnectError::Unreachable { reason };
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -77,8 +98,8 @@ impl RedisInstanceStore {
             client.get_connection_manager_with_config(config),
         )
         .await
-        .map_err(|_| unavailable(format!("no connection within {:?}", timeout * 3)))?
-        .map_err(unavailable)?;
+        .map_err(|_| unreachable(format!("no connection within {:?}", timeout * 3)))?
+        .map_err(|e| unreachable(e.to_string()))?;
         Ok(Self {
             connection,
             prefix: prefix.into(),

@@ -79,5 +79,15 @@ async fn an_unreachable_store_answers_an_error_within_its_timeout() {
     assert!(started.elapsed() < Duration::from_secs(10));
     let refused =
         RedisInstanceStore::connect_with(&redis.url, "t", Duration::from_millis(300)).await;
-    assert!(refused.is_err());
+    assert!(
+        matches!(refused, Err(warden_redis::ConnectError::Unreachable { .. })),
+        "{refused:?}"
+    );
+    let bad_url = RedisInstanceStore::connect("redis://user:s3cret@[not-a-host").await;
+    let error = bad_url.unwrap_err();
+    assert!(
+        matches!(error, warden_redis::ConnectError::Url { .. }),
+        "{error:?}"
+    );
+    assert!(!error.to_string().contains("s3cret"), "{error}");
 }

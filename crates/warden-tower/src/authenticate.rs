@@ -2,7 +2,7 @@
 //!
 //! [`AuthenticateLayer`] gathers the credentials of a call into an [`AuthInfo`] — the bearer
 //! token of `authorization: Bearer …` (scheme case-insensitive), an API key from a header you
-//! name, the TLS peer's certificates ([`PeerCertificates`]), the peer address, and metadata you
+//! name, the TLS peer's certificates ([`PeerCertificates`](crate::PeerCertificates)), the peer address, and metadata you
 //! ask to keep — and asks a [`ClaimMapper`] for the caller's [`Claims`](warden_core::Claims). They go on in the
 //! request extensions as `Arc<Claims>`, for the authorization layers and for handlers. A
 //! failure is answered `UNAUTHENTICATED` (or `UNAVAILABLE` when the identity provider cannot be

@@ -33,7 +33,7 @@ use warden_core::{Answer, AuthError, AuthInfo, ClaimMapper, Claims, identity::Ma
 use self::keys::{Key, KeySet, Lookup};
 use crate::{
     cache::{ExpiringCache, unix_now},
-    claim_rules::{ClaimRules, ClaimRulesConfig},
+    claim_rules::{ClaimRules, ClaimRulesConfig, ClaimRulesError},
 };
 
 /// Where verification keys come from.
@@ -142,8 +142,55 @@ impl Default for JwtConfig {
 
 /// A [`JwtConfig`] that cannot work.
 #[derive(Debug, thiserror::Error)]
-#[error("jwt: {0}")]
-pub struct JwtConfigError(String);
+#[non_exhaustive]
+pub enum JwtConfigError {
+    /// A key or CA file cannot be read.
+    #[error("jwt: {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A key, JWK, JWKS, secret or CA file holds something unusable.
+    #[error("jwt: {}: {reason}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A JWKS URL is not an http(s) URL.
+    #[error("jwt: JWKS URL `{url}`: {reason}")]
+    JwksUrl {
+        /// The URL as configured.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `algorithms` names `none`.
+    #[error("jwt: unsigned tokens (`none`) can never be allowed")]
+    Unsigned,
+    /// `algorithms` names an algorithm jsonwebtoken does not know.
+    #[error("jwt: unknown algorithm `{0}`")]
+    UnknownAlgorithm(String),
+    /// `algorithms` names an HMAC algorithm without a `secret` key source.
+    #[error("jwt: {0} needs a shared secret (a `secret` key source)")]
+    NoSecret(String),
+    /// No key source at all.
+    #[error("jwt: no keys configured")]
+    NoKeys,
+    /// The claim rules.
+    #[error("jwt: {0}")]
+    ClaimRules(#[from] ClaimRulesError),
+}
+
+fn file_error(path: &std::path::Path, reason: impl std::fmt::Display) -> JwtConfigError {
+    JwtConfigError::File {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
 
 const ASYMMETRIC: [Algorithm; 9] = [
     Algorithm::RS256,
@@ -163,7 +210,6 @@ impl JwtConfig {
     /// must run inside a Tokio runtime). A JWKS that cannot be fetched now is not an error:
     /// calls are denied `UNAVAILABLE` until a refresh succeeds.
     pub async fn build(self) -> Result<JwtMapper, JwtConfigError> {
-        let err = |m: String| JwtConfigError(m);
         let mut keys = KeySet::default();
         let mut has_secret = false;
         #[cfg(feature = "jwks")]
@@ -175,28 +221,25 @@ impl JwtConfig {
                     let key = DecodingKey::from_rsa_pem(&pem)
                         .or_else(|_| DecodingKey::from_ec_pem(&pem))
                         .or_else(|_| DecodingKey::from_ed_pem(&pem))
-                        .map_err(|e| {
-                            err(format!("{}: not a public key PEM: {e}", path.display()))
-                        })?;
+                        .map_err(|e| file_error(path, format!("not a public key PEM: {e}")))?;
                     keys.add(kid.clone(), Key::new(key));
                 }
                 KeySource::Jwk { path } => {
                     let json = read(path)?;
                     let value: Value = serde_json::from_slice(&json)
-                        .map_err(|e| err(format!("{}: not JSON: {e}", path.display())))?;
+                        .map_err(|e| file_error(path, format!("not JSON: {e}")))?;
                     if value.get("keys").is_some() {
                         let set: JwkSet = serde_json::from_value(value)
-                            .map_err(|e| err(format!("{}: not a JWKS: {e}", path.display())))?;
+                            .map_err(|e| file_error(path, format!("not a JWKS: {e}")))?;
                         let (from_file, skipped) = KeySet::from_jwks(&set);
                         if let Some(reason) = skipped.first() {
-                            return Err(err(format!("{}: {reason}", path.display())));
+                            return Err(file_error(path, reason));
                         }
                         keys.merge_set(from_file);
                     } else {
                         let jwk = serde_json::from_value(value)
-                            .map_err(|e| err(format!("{}: not a JWK: {e}", path.display())))?;
-                        let key = Key::from_jwk(&jwk)
-                            .map_err(|reason| err(format!("{}: {reason}", path.display())))?;
+                            .map_err(|e| file_error(path, format!("not a JWK: {e}")))?;
+                        let key = Key::from_jwk(&jwk).map_err(|reason| file_error(path, reason))?;
                         keys.add(jwk.common.key_id.clone(), key);
                     }
                 }
@@ -204,10 +247,7 @@ impl JwtConfig {
                     let secret = read(path)?;
                     let secret = secret.trim_ascii_end();
                     if secret.len() < 32 {
-                        return Err(err(format!(
-                            "{}: a shared secret needs at least 32 bytes",
-                            path.display()
-                        )));
+                        return Err(file_error(path, "a shared secret needs at least 32 bytes"));
                     }
                     keys.add(kid.clone(), Key::new(DecodingKey::from_secret(secret)));
                     has_secret = true;
@@ -220,11 +260,13 @@ impl JwtConfig {
                     timeout_seconds,
                     ca_file,
                 } => {
-                    let uri: http::Uri = url
-                        .parse()
-                        .map_err(|e| err(format!("JWKS URL `{url}`: {e}")))?;
+                    let url_error = |reason: String| JwtConfigError::JwksUrl {
+                        url: url.clone(),
+                        reason,
+                    };
+                    let uri: http::Uri = url.parse().map_err(|e| url_error(format!("{e}")))?;
                     if !matches!(uri.scheme_str(), Some("http" | "https")) {
-                        return Err(err(format!("JWKS URL `{url}` must be http or https")));
+                        return Err(url_error("must be http or https".into()));
                     }
                     let tls = ca_file.as_deref().map(tls_with_roots).transpose()?;
                     let options = jwks::JwksOptions {
@@ -234,7 +276,7 @@ impl JwtConfig {
                         tls,
                     };
                     let refresh = options.refresh;
-                    let source = Arc::new(jwks::JwksSource::new(uri, options).map_err(err)?);
+                    let source = Arc::new(jwks::JwksSource::new(uri, options).map_err(url_error)?);
                     source.refresh().await;
                     jwks::spawn_refresher(&source, refresh);
                     sets.push(source);
@@ -247,9 +289,9 @@ impl JwtConfig {
         #[cfg(not(feature = "jwks"))]
         let no_sources = keys.is_empty();
         if no_sources {
-            return Err(err("no keys configured".into()));
+            return Err(JwtConfigError::NoKeys);
         }
-        let rules = ClaimRules::new(&self.claims).map_err(|e| err(e.to_string()))?;
+        let rules = ClaimRules::new(&self.claims)?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = self.leeway_seconds;
         validation.validate_nbf = true;
@@ -299,16 +341,12 @@ impl JwtConfig {
             .iter()
             .map(|name| {
                 if name.eq_ignore_ascii_case("none") {
-                    return Err(JwtConfigError(
-                        "unsigned tokens (`none`) can never be allowed".into(),
-                    ));
+                    return Err(JwtConfigError::Unsigned);
                 }
                 let alg = Algorithm::from_str(name)
-                    .map_err(|_| JwtConfigError(format!("unknown algorithm `{name}`")))?;
+                    .map_err(|_| JwtConfigError::UnknownAlgorithm(name.clone()))?;
                 if HMAC.contains(&alg) && !has_secret {
-                    return Err(JwtConfigError(format!(
-                        "{name} needs a shared secret (a `secret` key source)"
-                    )));
+                    return Err(JwtConfigError::NoSecret(name.clone()));
                 }
                 Ok(alg)
             })
@@ -317,13 +355,16 @@ impl JwtConfig {
 }
 
 fn read(path: &std::path::Path) -> Result<Vec<u8>, JwtConfigError> {
-    std::fs::read(path).map_err(|e| JwtConfigError(format!("{}: {e}", path.display())))
+    std::fs::read(path).map_err(|source| JwtConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(feature = "jwks")]
 fn tls_with_roots(path: &std::path::Path) -> Result<rustls::ClientConfig, JwtConfigError> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let err = |m: String| JwtConfigError(format!("{}: {m}", path.display()));
+    let err = |reason: String| file_error(path, reason);
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
         roots

@@ -1,6 +1,9 @@
 //! The rules file's shape, and loading it with every error located.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -193,10 +196,151 @@ pub struct SubjectConfig {
 
 /// Every problem found in a rules file, each with file, line and what was expected.
 #[derive(Debug, thiserror::Error)]
-#[error("{}", .errors.join("\n"))]
+#[error("{}", display_lines(.errors))]
 pub struct RulesError {
-    /// One line per problem: `path:line: message`.
-    pub errors: Vec<String>,
+    /// The problems, in file order.
+    pub errors: Vec<RuleProblem>,
+}
+
+fn display_lines(errors: &[RuleProblem]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl RulesError {
+    fn one(problem: RuleProblem) -> Self {
+        Self {
+            errors: vec![problem],
+        }
+    }
+
+    /// The file cannot be read.
+    pub(crate) fn unreadable(path: &Path, error: &std::io::Error) -> Self {
+        Self::one(RuleProblem {
+            path: path.to_owned(),
+            line: None,
+            rule: None,
+            kind: ProblemKind::Unreadable(error.to_string()),
+        })
+    }
+}
+
+/// One problem in a rules file: where, in which rule, and what.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{}{}: {}{kind}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), rule.as_ref().map(|r| format!("{r}: ")).unwrap_or_default())]
+#[non_exhaustive]
+pub struct RuleProblem {
+    /// The file.
+    pub path: PathBuf,
+    /// The line (of the rule, or of a syntax error); none when the file cannot be read.
+    pub line: Option<usize>,
+    /// The rule, when the problem is inside one.
+    pub rule: Option<RuleLabel>,
+    /// What is wrong.
+    pub kind: ProblemKind,
+}
+
+/// How a problem names its rule: by id, or by position when it has none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleLabel {
+    /// The rule's `id`.
+    Id(String),
+    /// The rule's position in the file (1-based), for a rule without a usable id.
+    Index(usize),
+}
+
+impl std::fmt::Display for RuleLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(id) => write!(f, "rule `{id}`"),
+            Self::Index(index) => write!(f, "rule #{index}"),
+        }
+    }
+}
+
+/// What is wrong in a rules file.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// The file cannot be read.
+    #[error("{0}")]
+    Unreadable(String),
+    /// Not TOML, or not the rules file's shape (an unknown key, a wrong type, an unknown
+    /// kind or effect), as the parser says it.
+    #[error("{0}")]
+    Invalid(String),
+    /// `id` is empty.
+    #[error("`id` must not be empty")]
+    EmptyId,
+    /// Another rule has this id.
+    #[error("the id is already used by the rule at line {first_line}")]
+    DuplicateId {
+        /// The line of the rule that has it first.
+        first_line: usize,
+    },
+    /// An argument pointer is not a JSON pointer.
+    #[error("argument pointer `{pointer}` must be a JSON pointer starting with `/`")]
+    Pointer {
+        /// The pointer as written.
+        pointer: String,
+    },
+    /// An argument predicate has no comparison or several.
+    #[error(
+        "argument `{pointer}` needs exactly one of eq, ne, in, not_in, lt, le, gt, ge, exists (found {found})"
+    )]
+    ArgComparisons {
+        /// The predicate's pointer.
+        pointer: String,
+        /// How many comparisons it has.
+        found: usize,
+    },
+    /// A role name that does not exist.
+    #[error("unknown role `{role}`, expected worker, reader, writer or admin")]
+    UnknownRole {
+        /// The name as written.
+        role: String,
+    },
+    /// A name pattern with `*` anywhere but at one end, or only `*`.
+    #[error(
+        "pattern `{pattern}` must be exact, `prefix*` or `*suffix` (leave the list out to match anything)"
+    )]
+    Pattern {
+        /// The pattern as written.
+        pattern: String,
+    },
+    /// A metadata condition names a pseudo-header.
+    #[error(
+        "metadata `{name}`: pseudo-headers are not metadata; match the method with `services` and `methods`"
+    )]
+    PseudoHeader {
+        /// The name as written.
+        name: String,
+    },
+    /// A metadata condition's name is not a header name.
+    #[error("metadata `{name}` is not a valid header name")]
+    HeaderName {
+        /// The name as written.
+        name: String,
+    },
+    /// A metadata condition has no comparison or several.
+    #[error(
+        "metadata `{name}` needs exactly one of present, eq, in, not_in, prefix (found {found})"
+    )]
+    MetadataComparisons {
+        /// The header name.
+        name: String,
+        /// How many comparisons it has.
+        found: usize,
+    },
+    /// A peer network is not CIDR notation or an address.
+    #[error("`{network}` is not a network (`10.0.0.0/8`, `fd00::/8`) or an address")]
+    Network {
+        /// The network as written.
+        network: String,
+    },
 }
 
 fn line_of(source: &str, offset: usize) -> usize {
@@ -205,12 +349,16 @@ fn line_of(source: &str, offset: usize) -> usize {
 
 /// Parses `source` (named `path` in errors) into rules, reporting every invalid rule.
 pub(crate) fn parse(path: &Path, source: &str) -> Result<Vec<RuleConfig>, RulesError> {
-    let name = path.display();
+    let problem = |line: usize, rule: Option<&RuleLabel>, kind: ProblemKind| RuleProblem {
+        path: path.to_owned(),
+        line: Some(line),
+        rule: rule.cloned(),
+        kind,
+    };
     let raw: RawFile = toml::from_str(source).map_err(|e| {
         let line = e.span().map_or(1, |s| line_of(source, s.start));
-        RulesError {
-            errors: vec![format!("{name}:{line}: {}", e.message().trim_end())],
-        }
+        let kind = ProblemKind::Invalid(e.message().trim_end().to_owned());
+        RulesError::one(problem(line, None, kind))
     })?;
     let mut rules = Vec::with_capacity(raw.rule.len());
     let mut errors = Vec::new();
@@ -219,25 +367,24 @@ pub(crate) fn parse(path: &Path, source: &str) -> Result<Vec<RuleConfig>, RulesE
         let line = line_of(source, spanned.span().start);
         let table = spanned.into_inner();
         let label = match table.get("id").and_then(|v| v.as_str()) {
-            Some(id) => format!("rule `{id}`"),
-            None => format!("rule #{}", index + 1),
+            Some(id) => RuleLabel::Id(id.to_owned()),
+            None => RuleLabel::Index(index + 1),
         };
         match RuleConfig::deserialize(toml::Value::Table(table)) {
             Ok(rule) => match check(&rule) {
                 Ok(()) => {
-                    if let Some(first) = ids.insert(rule.id.clone(), line) {
-                        errors.push(format!(
-                            "{name}:{line}: {label}: the id is already used by the rule at line {first}"
-                        ));
+                    if let Some(first_line) = ids.insert(rule.id.clone(), line) {
+                        let kind = ProblemKind::DuplicateId { first_line };
+                        errors.push(problem(line, Some(&label), kind));
                     }
                     rules.push(rule);
                 }
-                Err(message) => errors.push(format!("{name}:{line}: {label}: {message}")),
+                Err(kind) => errors.push(problem(line, Some(&label), kind)),
             },
-            Err(e) => errors.push(format!(
-                "{name}:{line}: {label}: {}",
-                e.message().trim_end()
-            )),
+            Err(e) => {
+                let kind = ProblemKind::Invalid(e.message().trim_end().to_owned());
+                errors.push(problem(line, Some(&label), kind));
+            }
         }
     }
     if errors.is_empty() {
@@ -248,18 +395,17 @@ pub(crate) fn parse(path: &Path, source: &str) -> Result<Vec<RuleConfig>, RulesE
 }
 
 /// Checks what serde cannot: one comparison per predicate, known role names, pointers.
-fn check(rule: &RuleConfig) -> Result<(), String> {
+fn check(rule: &RuleConfig) -> Result<(), ProblemKind> {
     if rule.id.trim().is_empty() {
-        return Err("`id` must not be empty".into());
+        return Err(ProblemKind::EmptyId);
     }
     for arg in &rule.args {
         if !arg.pointer.is_empty() && !arg.pointer.starts_with('/') {
-            return Err(format!(
-                "argument pointer `{}` must be a JSON pointer starting with `/`",
-                arg.pointer
-            ));
+            return Err(ProblemKind::Pointer {
+                pointer: arg.pointer.clone(),
+            });
         }
-        let set = [
+        let found = [
             arg.eq.is_some(),
             arg.ne.is_some(),
             arg.one_of.is_some(),
@@ -273,11 +419,11 @@ fn check(rule: &RuleConfig) -> Result<(), String> {
         .into_iter()
         .filter(|set| *set)
         .count();
-        if set != 1 {
-            return Err(format!(
-                "argument `{}` needs exactly one of eq, ne, in, not_in, lt, le, gt, ge, exists (found {set})",
-                arg.pointer
-            ));
+        if found != 1 {
+            return Err(ProblemKind::ArgComparisons {
+                pointer: arg.pointer.clone(),
+                found,
+            });
         }
     }
     for condition in &rule.metadata {
@@ -293,9 +439,7 @@ fn check(rule: &RuleConfig) -> Result<(), String> {
     }
     for role in rule.subject.roles.iter().chain(&rule.subject.system_roles) {
         if warden_core::Roles::parse_one(role).is_none() {
-            return Err(format!(
-                "unknown role `{role}`, expected worker, reader, writer or admin"
-            ));
+            return Err(ProblemKind::UnknownRole { role: role.clone() });
         }
     }
     for pattern in rule
@@ -306,31 +450,26 @@ fn check(rule: &RuleConfig) -> Result<(), String> {
         .chain(&rule.workflow_types)
         .chain(&rule.names)
     {
-        if pattern.is_empty() || pattern.matches('*').count() > 1 || pattern == "*" {
-            return Err(format!(
-                "pattern `{pattern}` must be exact, `prefix*` or `*suffix` (leave the list out to match anything)"
-            ));
-        }
-        if pattern.contains('*') && !pattern.starts_with('*') && !pattern.ends_with('*') {
-            return Err(format!(
-                "pattern `{pattern}` may only have `*` at its start or end"
-            ));
+        let stars = pattern.matches('*').count();
+        let inner_star = stars == 1 && !pattern.starts_with('*') && !pattern.ends_with('*');
+        if pattern.is_empty() || stars > 1 || pattern == "*" || inner_star {
+            return Err(ProblemKind::Pattern {
+                pattern: pattern.clone(),
+            });
         }
     }
     Ok(())
 }
 
-fn check_metadata(condition: &MetadataConfig) -> Result<(), String> {
-    let name = &condition.name;
+fn check_metadata(condition: &MetadataConfig) -> Result<(), ProblemKind> {
+    let name = condition.name.clone();
     if name.starts_with(':') {
-        return Err(format!(
-            "metadata `{name}`: pseudo-headers are not metadata; match the method with `services` and `methods`"
-        ));
+        return Err(ProblemKind::PseudoHeader { name });
     }
     if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-        return Err(format!("metadata `{name}` is not a valid header name"));
+        return Err(ProblemKind::HeaderName { name });
     }
-    let set = [
+    let found = [
         condition.present.is_some(),
         condition.eq.is_some(),
         condition.one_of.is_some(),
@@ -340,22 +479,20 @@ fn check_metadata(condition: &MetadataConfig) -> Result<(), String> {
     .into_iter()
     .filter(|set| *set)
     .count();
-    if set != 1 {
-        return Err(format!(
-            "metadata `{name}` needs exactly one of present, eq, in, not_in, prefix (found {set})"
-        ));
+    if found != 1 {
+        return Err(ProblemKind::MetadataComparisons { name, found });
     }
     Ok(())
 }
 
 /// A network in CIDR notation, or one address (a /32 or /128).
-pub(crate) fn parse_network(source: &str) -> Result<ipnet::IpNet, String> {
-    let source = source.trim();
-    source
+pub(crate) fn parse_network(source: &str) -> Result<ipnet::IpNet, ProblemKind> {
+    let trimmed = source.trim();
+    trimmed
         .parse::<ipnet::IpNet>()
-        .or_else(|_| source.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .or_else(|_| trimmed.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map(|net| net.trunc())
-        .map_err(|_| {
-            format!("`{source}` is not a network (`10.0.0.0/8`, `fd00::/8`) or an address")
+        .map_err(|_| ProblemKind::Network {
+            network: trimmed.to_owned(),
         })
 }

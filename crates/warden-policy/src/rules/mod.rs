@@ -58,7 +58,8 @@ use std::{
 };
 
 pub use config::{
-    ArgConfig, MetadataConfig, RuleConfig, RuleEffect, RulesError, SubjectConfig, TransportConfig,
+    ArgConfig, MetadataConfig, ProblemKind, RuleConfig, RuleEffect, RuleLabel, RuleProblem,
+    RulesError, SubjectConfig, TransportConfig,
 };
 use serde_json::Value;
 use warden_core::{
@@ -609,10 +610,7 @@ impl RuleSet {
 
     /// Loads a rules file.
     pub fn load(path: &Path) -> Result<Self, RulesError> {
-        let source = std::fs::read_to_string(path).map_err(|e| RulesError {
-            errors: vec![format!("{}: {e}", path.display())],
-        })?;
-        Self::parse(path, &source)
+        Self::parse(path, &read(path)?)
     }
 
     /// How many rules the set holds.
@@ -830,9 +828,7 @@ impl RulesPolicy {
 }
 
 fn read(path: &Path) -> Result<String, RulesError> {
-    std::fs::read_to_string(path).map_err(|e| RulesError {
-        errors: vec![format!("{}: {e}", path.display())],
-    })
+    std::fs::read_to_string(path).map_err(|e| RulesError::unreadable(path, &e))
 }
 
 impl Policy for RulesPolicy {
