@@ -38,7 +38,7 @@ enum Route {
 }
 
 impl<S> Classify<S> {
-    pub(super) fn route<B>(&self, request: &Request<B>) -> Route {
+    fn route<B>(&self, request: &Request<B>) -> Route {
         let path = request.uri().path();
         let grpc = |rejection| Route::Refuse {
             rejection,
