@@ -109,6 +109,13 @@ pub struct PrivilegePolicy {
 /// The decider id of [`PrivilegePolicy`] decisions.
 pub const PRIVILEGE_POLICY: &str = "privileges";
 
+/// The decider id, allocated once: every decision shares it instead of allocating its own.
+fn decider() -> std::sync::Arc<str> {
+    static PRIVILEGES: std::sync::LazyLock<std::sync::Arc<str>> =
+        std::sync::LazyLock::new(|| std::sync::Arc::from(PRIVILEGE_POLICY));
+    std::sync::Arc::clone(&PRIVILEGES)
+}
+
 impl PrivilegePolicy {
     /// No requirements yet.
     pub fn new() -> Self {
@@ -156,13 +163,13 @@ impl PrivilegePolicy {
                 .iter()
                 .find(|p| !request.subject.has_privilege(p))
             {
-                return Decision::deny(PRIVILEGE_POLICY, format!("missing privilege `{missing}`"));
+                return Decision::deny(decider(), format!("missing privilege `{missing}`"));
             }
         }
         if applies {
-            Decision::allow(PRIVILEGE_POLICY)
+            Decision::allow(decider())
         } else {
-            Decision::not_applicable(PRIVILEGE_POLICY)
+            Decision::not_applicable(decider())
         }
     }
 }

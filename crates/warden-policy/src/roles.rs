@@ -344,6 +344,13 @@ pub struct RolePolicy {
 /// The decider id of [`RolePolicy`] decisions.
 pub const ROLE_POLICY: &str = "roles";
 
+/// The decider id, allocated once: every decision shares it instead of allocating its own.
+fn decider() -> std::sync::Arc<str> {
+    static ROLES: std::sync::LazyLock<std::sync::Arc<str>> =
+        std::sync::LazyLock::new(|| std::sync::Arc::from(ROLE_POLICY));
+    std::sync::Arc::clone(&ROLES)
+}
+
 impl RolePolicy {
     /// Decides over `table`.
     pub fn new(table: MethodTable) -> Self {
@@ -359,15 +366,15 @@ impl RolePolicy {
     pub fn decide(&self, request: &AuthzRequest) -> Decision {
         let operation = &request.operation;
         let Some(needed) = self.table.lookup(&operation.service, &operation.method) else {
-            return Decision::allow(ROLE_POLICY).with_reason("open method");
+            return Decision::allow(decider()).with_reason("open method");
         };
         let claims = &request.subject;
         if claims.is_anonymous() {
-            return Decision::deny(ROLE_POLICY, "no claims");
+            return Decision::deny(decider(), "no claims");
         }
         let Some(needed) = needed else {
             return Decision::deny(
-                ROLE_POLICY,
+                decider(),
                 format!(
                     "{}/{} is not in the method table",
                     operation.service, operation.method
@@ -391,16 +398,18 @@ impl RolePolicy {
         };
         let required = needed.access.required();
         if role.at_least(required) {
-            return Decision::allow(ROLE_POLICY);
+            return Decision::allow(decider());
         }
-        let place = match namespace {
-            Some(namespace) => format!("in namespace `{namespace}`"),
-            None => "system-wide".to_owned(),
+        // One allocation: the reason is formatted once, straight into its string.
+        let reason = match namespace {
+            Some(namespace) => {
+                format!(
+                    "needs the {required} role in namespace `{namespace}`; the caller has {role}"
+                )
+            }
+            None => format!("needs the {required} role system-wide; the caller has {role}"),
         };
-        Decision::deny(
-            ROLE_POLICY,
-            format!("needs the {required} role {place}; the caller has {role}"),
-        )
+        Decision::deny(decider(), reason)
     }
 }
 
