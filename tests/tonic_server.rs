@@ -755,3 +755,67 @@ async fn transport_conditions_fail_closed_when_the_server_does_not_say() {
     assert_eq!(denied.code(), Code::PermissionDenied);
     assert!(log.calls().is_empty());
 }
+
+/// Records whether it was shown the call's metadata, and what `x-tenant` said.
+struct MetadataProbe {
+    reads: bool,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>,
+}
+
+impl warden_core::Policy for MetadataProbe {
+    fn evaluate(&self, request: &warden_core::AuthzRequest) -> warden_core::Evaluation {
+        let metadata = &request.context.metadata;
+        let tenant = metadata.headers().map(|_| {
+            metadata
+                .get_all("x-tenant")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        self.seen.lock().unwrap().push(tenant);
+        warden_core::Answer::Ready(Ok(Decision::allow("probe")))
+    }
+
+    fn reads_metadata(&self) -> bool {
+        self.reads
+    }
+}
+
+#[tokio::test]
+async fn metadata_is_shown_only_to_the_policies_that_read_it() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let probe = |reads| MetadataProbe {
+        reads,
+        seen: std::sync::Arc::clone(&seen),
+    };
+    // Queries go to a policy that reads metadata, starts to one that does not.
+    let layer = WardenLayer::builder(operation_map())
+        .authenticate(identities())
+        .query(probe(true))
+        .execute(probe(false))
+        .build()
+        .unwrap();
+    let (addr, log) = serve(layer).await;
+    let mut client = client(addr).await;
+    let tenant = [("x-tenant", "acme")];
+    client
+        .start_workflow(with_metadata(
+            as_user("alice-token", start("orders", "o-1")),
+            &tenant,
+        ))
+        .await
+        .unwrap();
+    client
+        .query_workflow(with_metadata(
+            as_user("bob-token", query("orders", "o-1")),
+            &tenant,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [None, Some("acme".to_owned())]);
+    // Both calls reached the handler, authenticated from the headers either way.
+    assert_eq!(
+        log.calls(),
+        ["StartWorkflow by alice", "QueryWorkflow by bob"]
+    );
+}

@@ -2,8 +2,11 @@
 //! lookup): bounded, with a time to live, keyed on what the decision depends on.
 //!
 //! - The key is built from the parts of the request you name ([`KeyParts`]); by default the
-//!   caller's whole claims and every field of the operation, arguments included. Keys are
-//!   compared whole, never by hash alone.
+//!   caller's whole claims and every field of the operation, arguments included. The
+//!   connection (transport, peer address, whether a certificate was presented) is always in
+//!   the key; request metadata never is, so do not cache a policy whose decision depends on
+//!   metadata (a rules file with `metadata` conditions). Keys are compared whole, never by
+//!   hash alone.
 //! - Errors are never cached, and neither are decisions of a policy that answered with an
 //!   error a moment later: only what the policy decided.
 //! - Entries die after the TTL, and all at once when any invalidation source changes version:
@@ -192,6 +195,16 @@ impl Inner {
         if self.parts.subject {
             subject_key(&mut key, &request.subject);
         }
+        // What the connection says, for policies with transport conditions.
+        let context = &request.context;
+        let _ = write!(
+            key,
+            ";t{:?};c{}",
+            context.transport,
+            context.peer_certificates.is_some()
+        );
+        let peer = context.peer_addr.map(|a| a.ip().to_string());
+        field(&mut key, peer.as_deref());
         key
     }
 
@@ -251,6 +264,10 @@ fn subject_key(key: &mut String, claims: &Claims) {
 }
 
 impl Policy for CachedPolicy {
+    fn reads_metadata(&self) -> bool {
+        self.inner.policy.reads_metadata()
+    }
+
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
         let inner = &self.inner;
         let version = inner.version();

@@ -137,6 +137,10 @@ fn verb(kind: OperationKind) -> &'static str {
 }
 
 impl Policy for InstancePolicy {
+    fn reads_metadata(&self) -> bool {
+        false
+    }
+
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
         let op = &request.operation;
         let Some(touch) = touch(op) else {

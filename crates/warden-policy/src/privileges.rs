@@ -175,6 +175,10 @@ impl PrivilegePolicy {
 }
 
 impl Policy for PrivilegePolicy {
+    fn reads_metadata(&self) -> bool {
+        false
+    }
+
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
         Answer::Ready(Ok(self.decide(request)))
     }

@@ -414,6 +414,10 @@ impl RolePolicy {
 }
 
 impl Policy for RolePolicy {
+    fn reads_metadata(&self) -> bool {
+        false
+    }
+
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
         Answer::Ready(Ok(self.decide(request)))
     }

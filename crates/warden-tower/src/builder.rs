@@ -254,15 +254,17 @@ impl fmt::Debug for EngineStep {
 }
 
 impl Decide for EngineStep {
-    fn decide(&self, call: &Call) -> Answer<Result<Admitted, Rejection>> {
+    fn reads_metadata(&self, operation: &warden_core::Operation) -> bool {
+        self.engine.reads_metadata(operation)
+    }
+
+    fn decide(&self, headers: &HeaderMap, call: &Call) -> Answer<Result<Admitted, Rejection>> {
         let Some(operation) = call.operation() else {
             return Answer::Ready(Err(Rejection::new(
                 Code::Internal,
                 "warden misconfigured: no operation in the request",
             )));
         };
-        let none = HeaderMap::new();
-        let headers = call.context.metadata.headers().unwrap_or(&none);
         let info = match self.credentials.auth_info(headers, &call.context) {
             Ok(info) => info,
             Err(error) => return Answer::Ready(Err(authenticator_rejection(&error))),

@@ -31,6 +31,10 @@ impl Policy for AllowAll {
     fn evaluate(&self, _: &AuthzRequest) -> Evaluation {
         Answer::Ready(Ok(Decision::allow(Arc::clone(&self.id))))
     }
+
+    fn reads_metadata(&self) -> bool {
+        false
+    }
 }
 
 /// Denies every call. The safe default for kinds no one has thought about.
@@ -67,5 +71,9 @@ impl Policy for DenyAll {
             Arc::clone(&self.id),
             self.reason.to_string(),
         )))
+    }
+
+    fn reads_metadata(&self) -> bool {
+        false
     }
 }

@@ -124,6 +124,10 @@ macro_rules! combinator {
             fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
                 evaluate($mode, &self.id, &self.children, request)
             }
+
+            fn reads_metadata(&self) -> bool {
+                self.children.iter().any(|child| child.reads_metadata())
+            }
         }
     };
 }
@@ -198,6 +202,10 @@ impl fmt::Debug for Shadow {
 }
 
 impl Policy for Shadow {
+    fn reads_metadata(&self) -> bool {
+        self.inner.reads_metadata()
+    }
+
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
         match self.inner.evaluate(request) {
             Answer::Ready(result) => Answer::Ready(Ok(Self::report(result))),

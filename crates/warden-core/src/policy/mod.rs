@@ -44,6 +44,14 @@ pub trait Policy: Send + Sync + 'static {
     /// Evaluates `request`. Cheap policies answer [`Answer::Ready`].
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation;
 
+    /// Whether the policy reads the request metadata (`request.context.metadata`). Warden
+    /// moves the call's headers into the context only for policies that do; the others see
+    /// [`Metadata`](crate::Metadata) that holds none. Answer `false` only when the decision
+    /// never looks at metadata; the default is `true`.
+    fn reads_metadata(&self) -> bool {
+        true
+    }
+
     /// Wraps the policy for sharing.
     fn shared(self) -> SharedPolicy
     where
@@ -57,10 +65,18 @@ impl<P: Policy + ?Sized> Policy for Arc<P> {
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
         (**self).evaluate(request)
     }
+
+    fn reads_metadata(&self) -> bool {
+        (**self).reads_metadata()
+    }
 }
 
 impl<P: Policy + ?Sized> Policy for Box<P> {
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
         (**self).evaluate(request)
+    }
+
+    fn reads_metadata(&self) -> bool {
+        (**self).reads_metadata()
     }
 }

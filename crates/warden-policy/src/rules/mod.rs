@@ -52,7 +52,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, PoisonError, RwLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -354,6 +354,11 @@ impl HeaderMatch {
     }
 
     fn holds(&self, metadata: &Metadata, deny: bool) -> bool {
+        if metadata.headers().is_none() {
+            // Metadata not shown to the policy (an in-process call without any): unknown,
+            // so an allow rule's condition fails and a deny rule's holds.
+            return deny;
+        }
         let values = || {
             metadata
                 .get_all(self.name.as_str())
@@ -553,6 +558,8 @@ impl<A: Iterator<Item = u32>, B: Iterator<Item = u32>> Iterator for Merge<A, B> 
 #[derive(Clone, Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// Whether any rule has a metadata condition.
+    reads_metadata: bool,
     prefilters: Vec<Prefilter>,
     /// Per kind, the rules that can match it: a 1,000-rule file is not scanned whole.
     by_kind: [KindIndex; OperationKind::ALL.len()],
@@ -597,6 +604,7 @@ impl RuleSet {
         }
         let prefilters = rules.iter().map(Prefilter::new).collect();
         Self {
+            reads_metadata: rules.iter().any(|rule| !rule.metadata.is_empty()),
             rules,
             prefilters,
             by_kind,
@@ -616,6 +624,11 @@ impl RuleSet {
     /// How many rules the set holds.
     pub fn len(&self) -> usize {
         self.rules.len()
+    }
+
+    /// Whether any rule has a metadata condition.
+    pub fn reads_metadata(&self) -> bool {
+        self.reads_metadata
     }
 
     /// Whether the set is empty (and so denies everything).
@@ -699,6 +712,8 @@ pub struct RulesPolicy {
 struct Shared {
     path: Option<PathBuf>,
     current: RwLock<Arc<RuleSet>>,
+    /// Whether the current set reads metadata, readable without the lock.
+    reads_metadata: AtomicBool,
     version: AtomicU64,
     /// The file's text when last read, so an unchanged file is not parsed again.
     seen: std::sync::Mutex<Option<String>>,
@@ -714,6 +729,7 @@ impl RulesPolicy {
         Self {
             shared: Arc::new(Shared {
                 path,
+                reads_metadata: AtomicBool::new(rules.reads_metadata()),
                 current: RwLock::new(Arc::new(rules)),
                 version: AtomicU64::new(0),
                 seen: std::sync::Mutex::new(seen),
@@ -770,11 +786,20 @@ impl RulesPolicy {
         *seen = Some(source);
         let rules = result?;
         let count = rules.len();
+        // Set before the swap: a call that reads the flag between the two is shown the
+        // metadata it may not need, never denied it.
+        if rules.reads_metadata() {
+            self.shared.reads_metadata.store(true, Ordering::Release);
+        }
+        let reads_metadata = rules.reads_metadata();
         *self
             .shared
             .current
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
+        self.shared
+            .reads_metadata
+            .store(reads_metadata, Ordering::Release);
         self.shared.version.fetch_add(1, Ordering::AcqRel);
         tracing::info!(path = %path.display(), rules = count, "rules reloaded");
         Ok(true)
@@ -832,6 +857,10 @@ fn read(path: &Path) -> Result<String, RulesError> {
 }
 
 impl Policy for RulesPolicy {
+    fn reads_metadata(&self) -> bool {
+        self.shared.reads_metadata.load(Ordering::Acquire)
+    }
+
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
         let rules = self.rules();
         Answer::Ready(Ok(rules.decide(request)))

@@ -132,10 +132,19 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        // Moved into the decision's context and back, as the engine does.
-        let metadata = Metadata::new(mem::take(request.headers_mut()));
-        let answer = self.judge(request.warden_call(), Some(metadata.clone()));
-        *request.headers_mut() = metadata.into_headers();
+        // Moved into the decision's context and back, as the engine does, for policies that
+        // read it.
+        let reads = request
+            .operation()
+            .is_some_and(|operation| self.policies.reads_metadata(operation));
+        let answer = if reads {
+            let metadata = Metadata::new(mem::take(request.headers_mut()));
+            let answer = self.judge(request.warden_call(), Some(metadata.clone()));
+            *request.headers_mut() = metadata.into_headers();
+            answer
+        } else {
+            self.judge(request.warden_call(), None)
+        };
         ResponseFuture::admit(&mut self.inner, request, answer)
     }
 }

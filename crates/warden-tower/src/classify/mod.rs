@@ -87,9 +87,11 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 /// of a [`WardenLayer`](crate::WardenLayer): its engine. Later steps implement it, so
 /// classification never depends on them.
 pub(crate) trait Decide: Send + Sync + 'static {
-    /// Authenticates and authorizes the classified `call`, whose context holds the request's
-    /// metadata.
-    fn decide(&self, call: &Call) -> Answer<Result<Admitted, Rejection>>;
+    /// Whether deciding `operation` needs the request metadata in the call's context.
+    fn reads_metadata(&self, operation: &Operation) -> bool;
+
+    /// Authenticates and authorizes the classified `call`, whose request has `headers`.
+    fn decide(&self, headers: &HeaderMap, call: &Call) -> Answer<Result<Admitted, Rejection>>;
 }
 
 /// What a call that passed proved: who called, and the decision that let it through.

@@ -246,11 +246,21 @@ where
     S: Service<Request<ClassifiedBody<B>>> + Clone,
 {
     if let Some(decide) = decide {
-        // The policies see the metadata: moved into the context, not copied, and taken back
-        // once decided (copied only if an asynchronous decision still holds it).
-        call.context.metadata = Metadata::new(mem::take(&mut parts.headers));
-        let answer = decide.decide(&call);
-        parts.headers = mem::take(&mut call.context.metadata).into_headers();
+        // Policies that read metadata see it: moved into the context, not copied, and taken
+        // back once decided (copied only if an asynchronous decision still holds it).
+        let moved = call
+            .operation()
+            .is_some_and(|operation| decide.reads_metadata(operation));
+        if moved {
+            call.context.metadata = Metadata::new(mem::take(&mut parts.headers));
+        }
+        let answer = {
+            let headers = call.context.metadata.headers().unwrap_or(&parts.headers);
+            decide.decide(headers, &call)
+        };
+        if moved {
+            parts.headers = mem::take(&mut call.context.metadata).into_headers();
+        }
         match answer {
             Answer::Ready(Ok((claims, decision))) => {
                 call.claims = Some(claims);

@@ -109,6 +109,12 @@ impl Engine {
         }
     }
 
+    /// Whether any policy that may decide `operation` reads the request metadata: only then
+    /// do the layers move the call's headers into its context.
+    pub fn reads_metadata(&self, operation: &Operation) -> bool {
+        self.inner.policies.reads_metadata(operation)
+    }
+
     /// Whether `request`'s caller may perform its operation: every policy of the operation's
     /// kinds must allow, and some policy must decide.
     pub fn authorize(&self, request: &AuthzRequest) -> Answer<Result<Decision, Rejection>> {

@@ -11,7 +11,9 @@ use std::{
 };
 
 use pin_project_lite::pin_project;
-use warden_core::{Answer, AuthzRequest, Decision, Effect, KindSet, PolicyError, SharedPolicy};
+use warden_core::{
+    Answer, AuthzRequest, Decision, Effect, KindSet, Operation, PolicyError, SharedPolicy,
+};
 
 use crate::{
     rejection::{Code, Rejection},
@@ -233,6 +235,14 @@ impl PolicyTable {
     /// Runs the table in order over `request`: each authorizer that applies must allow.
     /// Returns the last decision, or `None` when none applied (and none had before:
     /// `decided`). Synchronous while every policy is.
+    /// Whether any policy that may decide `operation` reads the request metadata.
+    pub(crate) fn reads_metadata(&self, operation: &Operation) -> bool {
+        self.authorizers.iter().any(|authorizer| {
+            let inner = &authorizer.inner;
+            (inner.fallback || operation.is_any(inner.kinds)) && inner.policy.reads_metadata()
+        })
+    }
+
     pub(crate) fn check(
         &self,
         request: &AuthzRequest,
