@@ -118,7 +118,9 @@ fn rules_layer() -> WardenLayer {
             }
         }
         Decision::deny("rules", "no rule matched")
-    });
+    })
+    // It never looks at metadata, as the floor's rules do not.
+    .ignoring_metadata();
     WardenLayer::builder(operation_map())
         .authenticate(identities())
         .kinds(warden_core::KindSet::ALL, policy)

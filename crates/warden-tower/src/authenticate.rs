@@ -157,17 +157,19 @@ impl Credentials {
     ) -> Result<AuthInfo, AuthError> {
         let mut info = AuthInfo::new();
         if let Some(value) = headers.get(http::header::AUTHORIZATION)
-            && let Some(token) = bearer_token(value.as_bytes())?
+            && let Some((start, end)) = bearer_token(value.as_bytes())?
         {
-            info = info.with_bearer(Secret::new(token));
+            let token = Secret::from_header(value, start, end)
+                .ok_or_else(|| AuthError::invalid("malformed authorization header"))?;
+            info = info.with_bearer(token);
         }
         if let Some(name) = &self.api_key_header
             && let Some(value) = headers.get(name)
         {
-            let key = value
-                .to_str()
-                .map_err(|_| AuthError::invalid("malformed API key header"))?;
-            info = info.with_api_key(Secret::new(key.trim()));
+            let (start, end) = trimmed(value.as_bytes(), 0);
+            let key = Secret::from_header(value, start, end)
+                .ok_or_else(|| AuthError::invalid("malformed API key header"))?;
+            info = info.with_api_key(key);
         }
         if let Some(chain) = &context.peer_certificates {
             info = info.with_peer_certificates(Arc::clone(chain));
@@ -183,27 +185,39 @@ impl Credentials {
     }
 }
 
-/// The token of an `authorization: Bearer <token>` value (scheme case-insensitive); `None`
-/// for other schemes. A JWT is about a kilobyte: the value is checked with word-at-a-time
-/// ASCII and UTF-8 passes (a header value holds no control characters but tab already) and
-/// split at the known prefix, not scanned byte by byte.
-fn bearer_token(value: &[u8]) -> Result<Option<&str>, AuthError> {
-    let value = std::str::from_utf8(value)
-        .ok()
-        .filter(|v| v.is_ascii())
-        .ok_or_else(|| AuthError::invalid("malformed authorization header"))?;
-    let value = value.trim();
-    let Some(scheme) = value.get(..7) else {
+/// Where the token of an `authorization: Bearer <token>` value is (scheme case-insensitive);
+/// `None` for other schemes. A JWT is about a kilobyte: the value is checked with one
+/// word-at-a-time ASCII pass and split at the known prefix, and the token is shared with the
+/// header, never copied.
+fn bearer_token(value: &[u8]) -> Result<Option<(usize, usize)>, AuthError> {
+    if !value.is_ascii() {
+        return Err(AuthError::invalid("malformed authorization header"));
+    }
+    let (start, end) = trimmed(value, 0);
+    let Some(scheme) = value.get(start..start + 7) else {
         return Ok(None);
     };
-    if !scheme.eq_ignore_ascii_case("bearer ") {
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
         return Ok(None);
     }
-    let token = value[7..].trim();
-    if token.is_empty() {
+    let (start, end) = trimmed(&value[..end], start + 7);
+    if start == end {
         return Err(AuthError::invalid("empty bearer token"));
     }
-    Ok(Some(token))
+    Ok(Some((start, end)))
+}
+
+/// The range of `value[from..]` without ASCII whitespace at either end.
+fn trimmed(value: &[u8], from: usize) -> (usize, usize) {
+    let mut start = from.min(value.len());
+    let mut end = value.len();
+    while start < end && value[start].is_ascii_whitespace() {
+        start += 1;
+    }
+    while end > start && value[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    (start, end)
 }
 
 impl<S, B, ResB> Service<Request<B>> for Authenticate<S>

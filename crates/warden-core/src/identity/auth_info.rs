@@ -1,20 +1,60 @@
 use std::{fmt, net::SocketAddr, sync::Arc};
 
 /// A credential: printed as `Secret(***)` in `Debug`, never shown in `Display` or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Arc<str>);
+#[derive(Clone)]
+pub struct Secret(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Owned(Arc<str>),
+    /// Part of a request header, shared with the request rather than copied (a header value's
+    /// bytes are reference-counted): the credential is on every call's path.
+    Header {
+        value: http::HeaderValue,
+        start: usize,
+        end: usize,
+    },
+}
 
 impl Secret {
     /// Wraps a credential.
     pub fn new(value: impl Into<Arc<str>>) -> Self {
-        Self(value.into())
+        Self(Repr::Owned(value.into()))
+    }
+
+    /// The bytes `start..end` of a header value, shared with it rather than copied, if they
+    /// are ASCII; `None` otherwise.
+    pub fn from_header(value: &http::HeaderValue, start: usize, end: usize) -> Option<Self> {
+        let bytes = value.as_bytes().get(start..end)?;
+        // Word-at-a-time; a header value holds no control characters but tab already.
+        bytes.is_ascii().then(|| {
+            Self(Repr::Header {
+                value: value.clone(),
+                start,
+                end,
+            })
+        })
     }
 
     /// The credential itself, for the code that verifies it.
     pub fn expose(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Owned(value) => value,
+            // Checked to be ASCII when made, so this never falls back.
+            Repr::Header { value, start, end } => {
+                std::str::from_utf8(&value.as_bytes()[*start..*end]).unwrap_or_default()
+            }
+        }
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -87,5 +127,24 @@ impl AuthInfo {
     /// Whether the call carried any credential.
     pub fn has_credentials(&self) -> bool {
         self.bearer.is_some() || self.api_key.is_some() || self.peer_certificates.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_secret_from_a_header_is_its_ascii_range_and_equals_the_same_text_owned() {
+        let value = http::HeaderValue::from_static("Bearer abc.def");
+        let token = Secret::from_header(&value, 7, 14).unwrap();
+        assert_eq!(token.expose(), "abc.def");
+        assert_eq!(token, Secret::new("abc.def"));
+        assert_eq!(format!("{token:?}"), "Secret(***)");
+        assert!(Secret::from_header(&value, 7, 99).is_none(), "out of range");
+        let non_ascii = http::HeaderValue::from_bytes(b"Bearer caf\xc3\xa9").unwrap();
+        assert!(Secret::from_header(&non_ascii, 7, 12).is_none());
     }
 }

@@ -8,6 +8,17 @@ use crate::{Answer, AuthzRequest, Decision};
 pub struct PolicyFn<F> {
     id: Arc<str>,
     f: F,
+    reads_metadata: bool,
+}
+
+impl<F> PolicyFn<F> {
+    /// Declares that the closure never reads `request.context.metadata`, so the layers need
+    /// not move the call's headers in for it (it sees metadata that holds none).
+    #[must_use]
+    pub fn ignoring_metadata(mut self) -> Self {
+        self.reads_metadata = false;
+        self
+    }
 }
 
 /// Makes a policy of a synchronous closure. `id` names it in logs when the closure's decisions
@@ -16,7 +27,11 @@ pub fn policy_fn<F>(id: impl Into<Arc<str>>, f: F) -> PolicyFn<F>
 where
     F: Fn(&AuthzRequest) -> Decision + Send + Sync + 'static,
 {
-    PolicyFn { id: id.into(), f }
+    PolicyFn {
+        id: id.into(),
+        f,
+        reads_metadata: true,
+    }
 }
 
 impl<F> fmt::Debug for PolicyFn<F> {
@@ -31,6 +46,10 @@ where
 {
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
         Answer::Ready(Ok((self.f)(request)))
+    }
+
+    fn reads_metadata(&self) -> bool {
+        self.reads_metadata
     }
 }
 
