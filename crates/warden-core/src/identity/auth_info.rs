@@ -42,7 +42,8 @@ impl Secret {
             Repr::Owned(value) => value,
             // Checked to be ASCII when made, so this never falls back.
             Repr::Header { value, start, end } => {
-                std::str::from_utf8(&value.as_bytes()[*start..*end]).unwrap_or_default()
+                let bytes = value.as_bytes().get(*start..*end).unwrap_or_default();
+                std::str::from_utf8(bytes).unwrap_or_default()
             }
         }
     }
