@@ -16,7 +16,7 @@ pub(super) struct Config {
 /// How long Warden waits for a call's first message (or an HTTP body) by default.
 pub const DEFAULT_FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Classifies each call; see the [module docs](self).
+/// Classifies each call; see the [module docs](crate::classify).
 #[derive(Clone)]
 #[must_use]
 pub struct ClassifyLayer {
