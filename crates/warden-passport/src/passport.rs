@@ -1,0 +1,508 @@
+//! Issuing and verifying passports; the format is in the [crate docs](crate#the-format).
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashSet},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use jsonwebtoken::{Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use warden_core::{Claims, Operation, OperationKind, Roles};
+
+use crate::{SigningKey, TYPE, TrustedKeys};
+
+/// What a passport was issued for: the one operation it admits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Binding {
+    /// The namespace.
+    pub namespace: String,
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The operation kind.
+    pub kind: OperationKind,
+    /// The signal name, query type or update name.
+    pub name: Option<String>,
+    /// The input digest ([`input_digest`](crate::input_digest)), when bound.
+    pub input: Option<String>,
+}
+
+impl Binding {
+    /// A binding to `kind` on `workflow_id` in `namespace`.
+    pub fn new(
+        namespace: impl Into<String>,
+        workflow_id: impl Into<String>,
+        kind: OperationKind,
+    ) -> Self {
+        Self {
+            namespace: namespace.into(),
+            workflow_id: workflow_id.into(),
+            kind,
+            name: None,
+            input: None,
+        }
+    }
+
+    /// Sets the signal name, query type or update name.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Binds the input digest.
+    #[must_use]
+    pub fn with_input(mut self, digest: impl Into<String>) -> Self {
+        self.input = Some(digest.into());
+        self
+    }
+
+    /// The binding of a classified `operation`: its namespace, workflow id, kind and name.
+    /// `None` when it names no namespace or workflow, which no passport can be bound to.
+    pub fn of(operation: &Operation) -> Option<Self> {
+        let namespace = operation.namespace.as_deref().filter(|n| !n.is_empty())?;
+        let workflow_id = operation.instance_id.as_deref().filter(|w| !w.is_empty())?;
+        let mut binding = Self::new(namespace, workflow_id, operation.kind);
+        binding.name = operation.name.as_deref().map(str::to_owned);
+        Some(binding)
+    }
+}
+
+/// Which of the caller's claims a passport carries besides the subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Forward {
+    /// System and per-namespace roles.
+    pub roles: bool,
+    /// Privileges (scopes).
+    pub privileges: bool,
+    /// Groups.
+    pub groups: bool,
+    /// These attributes (by name).
+    pub attributes: BTreeSet<String>,
+}
+
+impl Default for Forward {
+    /// Roles, privileges and groups; no attributes.
+    fn default() -> Self {
+        Self {
+            roles: true,
+            privileges: true,
+            groups: true,
+            attributes: BTreeSet::new(),
+        }
+    }
+}
+
+impl Forward {
+    /// Only the subject.
+    pub fn subject_only() -> Self {
+        Self {
+            roles: false,
+            privileges: false,
+            groups: false,
+            attributes: BTreeSet::new(),
+        }
+    }
+
+    /// Also forwards the attribute `name`.
+    #[must_use]
+    pub fn with_attribute(mut self, name: impl Into<String>) -> Self {
+        self.attributes.insert(name.into());
+        self
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Wire {
+    iss: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    iat: u64,
+    exp: u64,
+    op: WireOp,
+    #[serde(default)]
+    cl: WireClaims,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct WireOp {
+    ns: String,
+    wid: String,
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct WireClaims {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    ns: BTreeMap<String, String>,
+    #[serde(default, rename = "priv", skip_serializing_if = "Vec::is_empty")]
+    privileges: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    attr: Map<String, Value>,
+}
+
+/// Signs passports.
+#[derive(Clone, Debug)]
+pub struct Issuer {
+    name: Arc<str>,
+    key: SigningKey,
+    lifetime: Duration,
+    forward: Forward,
+}
+
+/// A passport that could not be signed.
+#[derive(Debug, thiserror::Error)]
+#[error("passport: cannot sign: {0}")]
+pub struct IssueError(String);
+
+impl Issuer {
+    /// An issuer called `name` (the `iss` verifiers check) signing with `key`; passports live
+    /// 60 seconds and forward roles, privileges and groups.
+    pub fn new(name: impl Into<Arc<str>>, key: SigningKey) -> Self {
+        Self {
+            name: name.into(),
+            key,
+            lifetime: Duration::from_secs(60),
+            forward: Forward::default(),
+        }
+    }
+
+    /// How long a passport is valid after it is issued (default 60 s): the window in which a
+    /// captured passport could be replayed for the very same operation.
+    #[must_use]
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Which claims passports carry.
+    #[must_use]
+    pub fn forward(mut self, forward: Forward) -> Self {
+        self.forward = forward;
+        self
+    }
+
+    /// The signing key.
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// A passport for `claims` to perform `binding`, issued now.
+    pub fn issue(&self, claims: &Claims, binding: &Binding) -> Result<String, IssueError> {
+        self.issue_at(claims, binding, unix_now())
+    }
+
+    /// A passport issued at `now` (seconds since the Unix epoch).
+    pub fn issue_at(
+        &self,
+        claims: &Claims,
+        binding: &Binding,
+        now: u64,
+    ) -> Result<String, IssueError> {
+        let forward = &self.forward;
+        let roles = |roles: Roles| (!roles.is_empty()).then(|| roles.to_string());
+        let cl = WireClaims {
+            system: if forward.roles {
+                roles(claims.system)
+            } else {
+                None
+            },
+            ns: if forward.roles {
+                claims
+                    .namespaces
+                    .iter()
+                    .filter_map(|(ns, r)| Some((ns.clone(), roles(*r)?)))
+                    .collect()
+            } else {
+                BTreeMap::new()
+            },
+            privileges: if forward.privileges {
+                claims.privileges.iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
+            groups: if forward.groups {
+                claims.groups.iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
+            attr: claims
+                .attributes
+                .iter()
+                .filter(|(name, _)| forward.attributes.contains(*name))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+        };
+        let wire = Wire {
+            iss: self.name.to_string(),
+            sub: claims.subject.clone(),
+            iat: now,
+            exp: now.saturating_add(self.lifetime.as_secs().max(1)),
+            op: WireOp {
+                ns: binding.namespace.clone(),
+                wid: binding.workflow_id.clone(),
+                kind: binding.kind.as_str().to_owned(),
+                name: binding.name.clone(),
+                input: binding.input.clone(),
+            },
+            cl,
+        };
+        let mut header = Header::new(self.key.algorithm);
+        header.kid = Some(self.key.kid.to_string());
+        header.typ = Some(TYPE.to_owned());
+        jsonwebtoken::encode(&header, &wire, &self.key.encoding)
+            .map_err(|e| IssueError(e.to_string()))
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A verified passport: who, for what, signed by whom, valid when.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Passport {
+    /// The issuer (`iss`).
+    pub issuer: String,
+    /// The key that signed it (`kid`).
+    pub key_id: String,
+    /// The caller's claims, as forwarded (anonymous when it has no `sub`).
+    pub claims: Claims,
+    /// The operation it was issued for.
+    pub binding: Binding,
+    /// Issued at, seconds since the Unix epoch.
+    pub issued_at: u64,
+    /// Expires at, seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// Why a passport was refused; each names what failed, never the passport itself.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The call carries no passport (it did not come through the edge).
+    #[error("no passport: the call did not come through Warden")]
+    Missing,
+    /// Not a passport: not a compact JWS, the wrong `typ`, or a payload that is not the
+    /// passport's.
+    #[error("malformed passport: {0}")]
+    Malformed(String),
+    /// Signed by a key the verifier does not trust (or names no key).
+    #[error("passport signed by an untrusted key{}", kid.as_ref().map(|k| format!(" `{k}`")).unwrap_or_default())]
+    UntrustedKey {
+        /// The `kid` it names.
+        kid: Option<String>,
+    },
+    /// The header's algorithm is not the one its key is for.
+    #[error("passport algorithm {found} does not match key `{kid}`")]
+    Algorithm {
+        /// The key.
+        kid: String,
+        /// The algorithm the header names.
+        found: String,
+    },
+    /// The signature does not verify: forged or tampered.
+    #[error("passport signature does not verify (forged or tampered)")]
+    Signature,
+    /// Issued by an issuer the verifier does not accept.
+    #[error("passport issued by `{0}`, which is not trusted")]
+    Issuer(String),
+    /// Issued in the future (beyond the leeway).
+    #[error("passport issued at {issued_at}, after now ({now})")]
+    NotYetValid {
+        /// `iat`.
+        issued_at: u64,
+        /// The verifier's now.
+        now: u64,
+    },
+    /// Expired.
+    #[error("passport expired at {expires_at} (now {now})")]
+    Expired {
+        /// `exp`.
+        expires_at: u64,
+        /// The verifier's now.
+        now: u64,
+    },
+    /// Issued for another operation.
+    #[error("passport issued for another call: {field} is `{issued}`, the call's is `{call}`")]
+    Binding {
+        /// Which part differs: `namespace`, `workflow id`, `kind`, `name` or `input`.
+        field: &'static str,
+        /// What the passport says.
+        issued: String,
+        /// What the call is.
+        call: String,
+    },
+}
+
+/// Verifies passports against trusted keys and issuers, at a time the caller gives.
+#[derive(Clone, Debug)]
+pub struct Verifier {
+    keys: TrustedKeys,
+    issuers: Vec<String>,
+    leeway: u64,
+}
+
+impl Verifier {
+    /// Trusts `keys` for passports issued by `issuer`, with 5 seconds of leeway on the times.
+    pub fn new(keys: TrustedKeys, issuer: impl Into<String>) -> Self {
+        Self {
+            keys,
+            issuers: vec![issuer.into()],
+            leeway: 5,
+        }
+    }
+
+    /// Also accepts passports issued by `issuer`.
+    #[must_use]
+    pub fn also_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Seconds of clock difference tolerated on `iat` and `exp` (default 5).
+    #[must_use]
+    pub fn leeway(mut self, seconds: u64) -> Self {
+        self.leeway = seconds;
+        self
+    }
+
+    /// Verifies `token` for the call `expected` at `now` (seconds since the Unix epoch; a
+    /// workflow passes its own time, so a replay decides as the first run did). The input
+    /// digest is compared only when `expected` has one: pass it where the worker sees the
+    /// call's payloads.
+    pub fn verify(&self, token: &str, expected: &Binding, now: u64) -> Result<Passport, Refusal> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| Refusal::Malformed("not a compact JWS".into()))?;
+        if header.typ.as_deref() != Some(TYPE) {
+            return Err(Refusal::Malformed(format!("`typ` is not {TYPE}")));
+        }
+        let kid = header.kid.clone();
+        let Some((algorithm, key)) = kid.as_deref().and_then(|kid| self.keys.get(kid)) else {
+            return Err(Refusal::UntrustedKey { kid });
+        };
+        let kid = kid.unwrap_or_default();
+        if header.alg != *algorithm {
+            return Err(Refusal::Algorithm {
+                kid,
+                found: format!("{:?}", header.alg),
+            });
+        }
+        let mut validation = Validation::new(*algorithm);
+        // Times are checked below against the caller's clock, the rest against the binding.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims = HashSet::new();
+        let wire = jsonwebtoken::decode::<Wire>(token, key, &validation)
+            .map_err(|error| match error.kind() {
+                ErrorKind::InvalidSignature => Refusal::Signature,
+                ErrorKind::Json(e) => Refusal::Malformed(format!("payload: {e}")),
+                _ => Refusal::Malformed(error.to_string()),
+            })?
+            .claims;
+        if !self.issuers.contains(&wire.iss) {
+            return Err(Refusal::Issuer(wire.iss));
+        }
+        if wire.iat > now.saturating_add(self.leeway) {
+            return Err(Refusal::NotYetValid {
+                issued_at: wire.iat,
+                now,
+            });
+        }
+        if now >= wire.exp.saturating_add(self.leeway) {
+            return Err(Refusal::Expired {
+                expires_at: wire.exp,
+                now,
+            });
+        }
+        let binding = binding(wire.op)?;
+        check_binding(&binding, expected)?;
+        Ok(Passport {
+            issuer: wire.iss,
+            key_id: kid,
+            claims: claims(wire.sub, wire.cl)?,
+            binding,
+            issued_at: wire.iat,
+            expires_at: wire.exp,
+        })
+    }
+}
+
+fn binding(op: WireOp) -> Result<Binding, Refusal> {
+    let kind = op
+        .kind
+        .parse()
+        .map_err(|_| Refusal::Malformed(format!("unknown operation kind `{}`", op.kind)))?;
+    Ok(Binding {
+        namespace: op.ns,
+        workflow_id: op.wid,
+        kind,
+        name: op.name,
+        input: op.input,
+    })
+}
+
+fn check_binding(issued: &Binding, call: &Binding) -> Result<(), Refusal> {
+    let differs = |field: &'static str, issued: &str, call: &str| {
+        Err(Refusal::Binding {
+            field,
+            issued: issued.to_owned(),
+            call: call.to_owned(),
+        })
+    };
+    if issued.namespace != call.namespace {
+        return differs("namespace", &issued.namespace, &call.namespace);
+    }
+    if issued.workflow_id != call.workflow_id {
+        return differs("workflow id", &issued.workflow_id, &call.workflow_id);
+    }
+    if issued.kind != call.kind {
+        return differs("kind", issued.kind.as_str(), call.kind.as_str());
+    }
+    if issued.name != call.name {
+        let show = |name: &Option<String>| name.clone().unwrap_or_else(|| "(none)".into());
+        return differs("name", &show(&issued.name), &show(&call.name));
+    }
+    if let Some(input) = &call.input
+        && issued.input.as_ref() != Some(input)
+    {
+        let issued = issued.input.as_deref().unwrap_or("(none)");
+        return differs("input", issued, input);
+    }
+    Ok(())
+}
+
+fn claims(subject: Option<String>, cl: WireClaims) -> Result<Claims, Refusal> {
+    let roles = |spec: &str| {
+        Roles::parse(spec).map_err(|e| Refusal::Malformed(format!("forwarded roles: {e}")))
+    };
+    let mut claims = match subject {
+        Some(subject) => Claims::for_subject(subject),
+        None => Claims::anonymous(),
+    };
+    if let Some(system) = &cl.system {
+        claims.system = roles(system)?;
+    }
+    for (namespace, spec) in &cl.ns {
+        claims.namespaces.insert(namespace.clone(), roles(spec)?);
+    }
+    claims.privileges = cl.privileges.into_iter().collect();
+    claims.groups = cl.groups.into_iter().collect();
+    claims.attributes = cl.attr;
+    Ok(claims)
+}
