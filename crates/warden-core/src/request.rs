@@ -1,6 +1,6 @@
 use std::{fmt, net::SocketAddr, sync::Arc};
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, header::AsHeaderName};
 
 use crate::{Claims, Operation, OperationKind};
 
@@ -80,15 +80,17 @@ impl Metadata {
         self.0.as_deref()
     }
 
-    /// Every value of the header `name` (case-insensitive), in the order they arrived.
-    pub fn get_all(&self, name: &str) -> impl Iterator<Item = &HeaderValue> {
+    /// Every value of the header `name` (a `&str`, case-insensitive, or a `HeaderName`), in
+    /// the order they arrived.
+    pub fn get_all<K: AsHeaderName>(&self, name: K) -> impl Iterator<Item = &HeaderValue> {
         self.headers()
+            .map(|headers| headers.get_all(name))
             .into_iter()
-            .flat_map(move |headers| headers.get_all(name))
+            .flatten()
     }
 
     /// Whether the header `name` is present.
-    pub fn contains(&self, name: &str) -> bool {
+    pub fn contains<K: AsHeaderName>(&self, name: K) -> bool {
         self.headers().is_some_and(|h| h.contains_key(name))
     }
 

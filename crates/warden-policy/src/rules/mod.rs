@@ -317,9 +317,30 @@ impl SubjectMatch {
 #[derive(Clone, Debug)]
 enum HeaderTest {
     Present(bool),
+    Values(ValueTest),
+}
+
+/// A comparison of a header's values.
+#[derive(Clone, Debug)]
+enum ValueTest {
     OneOf(Vec<String>),
     NotIn(Vec<String>),
     Prefix(Vec<String>),
+}
+
+impl ValueTest {
+    fn passes(&self, value: &str) -> bool {
+        match self {
+            Self::OneOf(options) => options.iter().any(|o| o == value),
+            Self::NotIn(options) => options.iter().all(|o| o != value),
+            Self::Prefix(prefixes) => prefixes.iter().any(|p| value.starts_with(p.as_str())),
+        }
+    }
+
+    /// A missing header is in none of the listed values; it equals and starts with nothing.
+    fn holds_when_absent(&self) -> bool {
+        matches!(self, Self::NotIn(_))
+    }
 }
 
 /// A metadata condition; see [`MetadataConfig`] for how several values and unreadable ones
@@ -336,14 +357,14 @@ impl HeaderMatch {
         let test = if let Some(present) = c.present {
             HeaderTest::Present(present)
         } else if let Some(value) = c.eq {
-            HeaderTest::OneOf(vec![value])
+            HeaderTest::Values(ValueTest::OneOf(vec![value]))
         } else if let Some(values) = c.one_of {
-            HeaderTest::OneOf(values)
+            HeaderTest::Values(ValueTest::OneOf(values))
         } else if let Some(values) = c.not_in {
-            HeaderTest::NotIn(values)
+            HeaderTest::Values(ValueTest::NotIn(values))
         } else {
             // The loader checked that exactly one comparison is set.
-            HeaderTest::Prefix(c.prefix.unwrap_or_default())
+            HeaderTest::Values(ValueTest::Prefix(c.prefix.unwrap_or_default()))
         };
         Self {
             // The loader checked the name.
@@ -359,33 +380,22 @@ impl HeaderMatch {
             // so an allow rule's condition fails and a deny rule's holds.
             return deny;
         }
-        let values = || {
-            metadata
-                .get_all(self.name.as_str())
-                .map(|v| v.to_str().ok())
+        let test = match &self.test {
+            HeaderTest::Present(present) => return metadata.contains(&self.name) == *present,
+            HeaderTest::Values(test) => test,
         };
-        let passes = |value: &str| match &self.test {
-            HeaderTest::Present(_) => true,
-            HeaderTest::OneOf(options) => options.iter().any(|o| o == value),
-            HeaderTest::NotIn(options) => options.iter().all(|o| o != value),
-            HeaderTest::Prefix(prefixes) => prefixes.iter().any(|p| value.starts_with(p.as_str())),
-        };
-        if let HeaderTest::Present(present) = self.test {
-            return metadata.contains(self.name.as_str()) == present;
+        let mut values = metadata
+            .get_all(&self.name)
+            .map(|v| v.to_str().ok())
+            .peekable();
+        if values.peek().is_none() {
+            return test.holds_when_absent();
         }
         if deny {
-            // Any value that passes (or cannot be read) makes the deny rule match; `not_in`
-            // also matches a missing header.
-            let missing =
-                matches!(self.test, HeaderTest::NotIn(_)) && !metadata.contains(self.name.as_str());
-            missing || values().any(|v| v.is_none_or(passes))
+            // Any value that passes (or cannot be read) makes the deny rule match.
+            values.any(|v| v.is_none_or(|v| test.passes(v)))
         } else {
-            let mut any = false;
-            let all = values().all(|v| {
-                any = true;
-                v.is_some_and(passes)
-            });
-            all && (any || matches!(self.test, HeaderTest::NotIn(_)))
+            values.all(|v| v.is_some_and(|v| test.passes(v)))
         }
     }
 }
@@ -786,12 +796,12 @@ impl RulesPolicy {
         *seen = Some(source);
         let rules = result?;
         let count = rules.len();
-        // Set before the swap: a call that reads the flag between the two is shown the
+        // Raised before the swap: a call that reads the flag between the two is shown the
         // metadata it may not need, never denied it.
-        if rules.reads_metadata() {
+        let reads_metadata = rules.reads_metadata();
+        if reads_metadata {
             self.shared.reads_metadata.store(true, Ordering::Release);
         }
-        let reads_metadata = rules.reads_metadata();
         *self
             .shared
             .current
