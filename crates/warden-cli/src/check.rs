@@ -136,12 +136,7 @@ impl CheckRequest {
     }
 
     fn operation(&self) -> Result<Operation, String> {
-        let (service, method) = self
-            .method
-            .strip_prefix('/')
-            .and_then(|p| p.split_once('/'))
-            .filter(|(s, m)| !s.is_empty() && !m.is_empty())
-            .ok_or_else(|| format!("method `{}` is not `/package.Service/Method`", self.method))?;
+        let (service, method) = split_method(&self.method)?;
         let kind_name = self.kind.as_deref().ok_or(
             "the request needs a `kind` (a policy config has no service map to classify the method with; a proxy config does)",
         )?;
@@ -181,6 +176,19 @@ pub(crate) struct Outcome {
     pub(crate) subject: Option<String>,
 }
 
+/// A config file's parse error, located.
+pub(crate) fn toml_error(path: &Path, error: &toml::de::Error) -> String {
+    format!("{}: {}", path.display(), error.to_string().trim_end())
+}
+
+/// The service and method of a `/package.Service/Method` path.
+pub(crate) fn split_method(path: &str) -> Result<(&str, &str), String> {
+    path.strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .filter(|(s, m)| !s.is_empty() && !m.is_empty())
+        .ok_or_else(|| format!("method `{path}` is not `/package.Service/Method`"))
+}
+
 /// Records what `state` says about `operation`'s instance in `store`.
 pub(crate) async fn record_state(
     store: &MemoryInstanceStore,
@@ -211,8 +219,7 @@ pub(crate) async fn record_state(
 
 /// Loads `config` (TOML) and evaluates `request` (JSON) against it.
 pub(crate) fn check(config_path: &Path, config: &str, request: &str) -> Result<Outcome, String> {
-    let config: CheckConfig = toml::from_str(config)
-        .map_err(|e| format!("{}: {}", config_path.display(), e.to_string().trim_end()))?;
+    let config: CheckConfig = toml::from_str(config).map_err(|e| toml_error(config_path, &e))?;
     let request: CheckRequest =
         serde_json::from_str(request).map_err(|e| format!("the request: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -35,7 +35,7 @@ use warden_tower::{
     Call, ClassifiedBody, Code, PeerAddr, PeerCertificates, Transport, classify::peer,
 };
 
-use crate::check::{InstanceState, Outcome, record_state};
+use crate::check::{InstanceState, Outcome, record_state, split_method, toml_error};
 
 /// A call to check against a proxy config (JSON, or built from command-line flags).
 ///
@@ -123,18 +123,13 @@ pub(crate) async fn check(
     request: CallRequest,
     request_dir: &Path,
 ) -> Result<Outcome, String> {
-    let config: ProxyConfig = toml::from_str(config)
-        .map_err(|e| format!("{}: {}", config_path.display(), e.to_string().trim_end()))?;
+    let config: ProxyConfig = toml::from_str(config).map_err(|e| toml_error(config_path, &e))?;
     let base = config_path.parent().unwrap_or(Path::new("."));
     let method = request
         .method
         .clone()
         .ok_or("the call needs a method (`method` in the request, or --method)")?;
-    let (service, name) = method
-        .strip_prefix('/')
-        .and_then(|p| p.split_once('/'))
-        .filter(|(s, m)| !s.is_empty() && !m.is_empty())
-        .ok_or_else(|| format!("method `{method}` is not `/package.Service/Method`"))?;
+    let (service, name) = split_method(&method)?;
     let input = input_descriptor(&config, base, service, name)?;
     let message = match &request.message {
         Some(json) => DynamicMessage::deserialize(input.clone(), json)
@@ -186,7 +181,6 @@ pub(crate) async fn check(
     };
 
     let (response, seen) = run(&stack, http()?).await?;
-    let refusal = (seen.call.is_none()).then(|| refusal(response.headers()));
 
     // The same call in shadow mode: who called and what each policy said, refused or not.
     let mut shadow_config = config.clone();
@@ -222,15 +216,16 @@ pub(crate) async fn check(
         }
     }
 
-    let (decision, code, message) = match (seen.call, refusal) {
-        (Some(call), _) => (
+    let (decision, code, message) = match seen.call {
+        Some(call) => (
             call.decision()
                 .cloned()
                 .unwrap_or_else(|| Decision::allow("none")),
             None,
             None,
         ),
-        (None, Some((code, message))) => {
+        None => {
+            let (code, message) = refusal(response.headers());
             let decision = shadowed
                 .as_ref()
                 .and_then(|c| c.decision().cloned())
@@ -245,7 +240,6 @@ pub(crate) async fn check(
                 });
             (decision, Some(code), Some(message))
         }
-        (None, None) => unreachable!("a call not let through is refused"),
     };
     let shown = shadowed
         .as_ref()

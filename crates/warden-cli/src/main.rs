@@ -148,8 +148,7 @@ fn check(
     flags: CallFlags,
 ) -> Result<check::Outcome, String> {
     let text = read(config)?;
-    let table: toml::Table = toml::from_str(&text)
-        .map_err(|e| format!("{}: {}", config.display(), e.to_string().trim_end()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| check::toml_error(config, &e))?;
     let proxy = ["listen", "upstream", "identity", "service"]
         .iter()
         .any(|key| table.contains_key(*key));
