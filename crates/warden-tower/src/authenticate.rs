@@ -186,19 +186,21 @@ impl Credentials {
 }
 
 /// Where the token of an `authorization: Bearer <token>` value is (scheme case-insensitive);
-/// `None` for other schemes. A JWT is about a kilobyte: the value is checked with one
-/// word-at-a-time ASCII pass and split at the known prefix, and the token is shared with the
-/// header, never copied.
+/// `None` for other schemes; an error for a value that is not ASCII. A JWT is about a
+/// kilobyte: its bytes are checked once, word at a time, when the caller makes the token a
+/// [`Secret`] (which shares them with the header, never copying); what surrounds the token
+/// here is the scheme and whitespace, ASCII by construction.
 fn bearer_token(value: &[u8]) -> Result<Option<(usize, usize)>, AuthError> {
-    if !value.is_ascii() {
-        return Err(AuthError::invalid("malformed authorization header"));
-    }
     let (start, end) = trimmed(value, 0);
-    let Some(scheme) = value.get(start..start + 7) else {
-        return Ok(None);
-    };
-    if !scheme.eq_ignore_ascii_case(b"bearer ") {
-        return Ok(None);
+    let bearer = value[..end]
+        .get(start..start + 7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer "));
+    if !bearer {
+        return if value.is_ascii() {
+            Ok(None)
+        } else {
+            Err(AuthError::invalid("malformed authorization header"))
+        };
     }
     let (start, end) = trimmed(&value[..end], start + 7);
     if start == end {
@@ -251,5 +253,50 @@ where
             }
         };
         ResponseFuture::admit(&mut self.inner, request, answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn bearer(value: &[u8]) -> Result<Option<String>, String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_bytes(value).unwrap(),
+        );
+        Credentials::default()
+            .auth_info(&headers, &RequestContext::default())
+            .map(|info| info.bearer.map(|token| token.expose().to_owned()))
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn the_bearer_token_is_the_trimmed_rest_and_anything_not_ascii_is_malformed() {
+        assert_eq!(bearer(b"Bearer abc.def"), Ok(Some("abc.def".into())));
+        assert_eq!(bearer(b"  bEaReR   abc  "), Ok(Some("abc".into())));
+        assert_eq!(
+            bearer(b"Basic abc"),
+            Ok(None),
+            "another scheme is no bearer token"
+        );
+        assert_eq!(bearer(b"Bear"), Ok(None));
+        let malformed = Err(AuthError::invalid("malformed authorization header").to_string());
+        assert_eq!(
+            bearer(b"Bearer caf\xc3\xa9"),
+            malformed,
+            "a non-ASCII token"
+        );
+        assert_eq!(
+            bearer(b"Basic caf\xc3\xa9"),
+            malformed,
+            "non-ASCII under any scheme"
+        );
+        assert_eq!(bearer(b"B\xc3\xa9arer abc"), malformed);
+        // The scheme alone, trailing whitespace trimmed, is no bearer token either.
+        assert_eq!(bearer(b"Bearer    "), Ok(None));
     }
 }
