@@ -42,6 +42,9 @@ pub enum KeyError {
         /// What is wrong.
         reason: String,
     },
+    /// No trusted key has this key id.
+    #[error("no trusted key has the key id `{0}`")]
+    UnknownKeyId(String),
     /// Two trusted keys share a key id.
     #[error("two trusted keys have the key id `{0}`")]
     DuplicateKeyId(String),
@@ -164,9 +167,21 @@ fn ed25519_v1(key: EncodingKey) -> Result<EncodingKey, KeyError> {
 }
 
 /// The keys a verifier accepts passports from, by key id, each for exactly one algorithm.
+///
+/// A key that is rotated out is [retired](Self::retire) rather than removed: passports it
+/// signed before its retirement still verify, so a workflow history that carries them replays
+/// with the decisions it was first given, while a passport it signs afterwards is refused.
 #[derive(Clone, Default)]
 pub struct TrustedKeys {
-    keys: HashMap<String, (Algorithm, DecodingKey)>,
+    keys: HashMap<String, TrustedKey>,
+}
+
+#[derive(Clone)]
+pub(crate) struct TrustedKey {
+    pub(crate) algorithm: Algorithm,
+    pub(crate) key: DecodingKey,
+    /// Passports issued at or after this time (seconds since the Unix epoch) are refused.
+    pub(crate) retired_at: Option<u64>,
 }
 
 impl fmt::Debug for TrustedKeys {
@@ -187,8 +202,26 @@ impl TrustedKeys {
         if self.keys.contains_key(kid) {
             return Err(KeyError::DuplicateKeyId(kid.to_owned()));
         }
-        self.keys.insert(kid.to_owned(), (algorithm, key));
+        self.keys.insert(
+            kid.to_owned(),
+            TrustedKey {
+                algorithm,
+                key,
+                retired_at: None,
+            },
+        );
         Ok(())
+    }
+
+    /// Retires the key `kid` at `at` (seconds since the Unix epoch): passports it signed
+    /// before then still verify, later ones are refused.
+    pub fn retire(mut self, kid: &str, at: u64) -> Result<Self, KeyError> {
+        let key = self
+            .keys
+            .get_mut(kid)
+            .ok_or_else(|| KeyError::UnknownKeyId(kid.to_owned()))?;
+        key.retired_at = Some(at);
+        Ok(self)
     }
 
     /// Trusts a public key in PEM (SPKI): Ed25519 for `EdDSA`, P-256 for `ES256`.
@@ -290,7 +323,7 @@ impl TrustedKeys {
         self.keys.is_empty()
     }
 
-    pub(crate) fn get(&self, kid: &str) -> Option<&(Algorithm, DecodingKey)> {
+    pub(crate) fn get(&self, kid: &str) -> Option<&TrustedKey> {
         self.keys.get(kid)
     }
 }

@@ -30,6 +30,7 @@
 //! | `op.wid` | the workflow id |
 //! | `op.kind` | the operation kind: `execute`, `signal`, `query`, `update` (lowercase) |
 //! | `op.name` | the signal name, query type or update name; absent for a start |
+//! | `op.start` | `true` when the passport also admits starting the workflow: a signal-with-start has one header for its start and its signal, so its passport (kind `signal`) is accepted for the start too, by namespace and workflow id; absent otherwise |
 //! | `op.input` | `sha256:` and the unpadded base64url SHA-256 of the call's input payloads (below); absent when the call has none or the issuer was told not to bind them |
 //! | `cl.system` | the caller's system-wide roles, `|`-joined (`admin`, `writer|worker`); absent when none |
 //! | `cl.ns` | roles per namespace, `{"orders": "writer"}`; absent when none |
@@ -64,6 +65,9 @@
 //! passes its own clock, never the wall clock, so replays decide the same; and the binding:
 //! namespace, workflow id, kind and name exactly, the input digest when the verifier is given
 //! one. Each failure is a [`Refusal`] that says which.
+//!
+//! A key rotated out is retired ([`TrustedKeys::retire`]), not dropped: what it signed before
+//! its retirement still verifies, so recorded histories replay as they first ran.
 
 mod digest;
 mod keys;

@@ -27,6 +27,9 @@ pub struct Binding {
     pub name: Option<String>,
     /// The input digest ([`input_digest`](crate::input_digest)), when bound.
     pub input: Option<String>,
+    /// Whether the passport also admits starting the workflow: a signal-with-start carries
+    /// one header for both its start and its signal.
+    pub start: bool,
 }
 
 impl Binding {
@@ -42,6 +45,7 @@ impl Binding {
             kind,
             name: None,
             input: None,
+            start: false,
         }
     }
 
@@ -56,6 +60,13 @@ impl Binding {
     #[must_use]
     pub fn with_input(mut self, digest: impl Into<String>) -> Self {
         self.input = Some(digest.into());
+        self
+    }
+
+    /// Also admits starting the workflow (signal-with-start).
+    #[must_use]
+    pub fn with_start(mut self) -> Self {
+        self.start = true;
         self
     }
 
@@ -136,6 +147,8 @@ struct WireOp {
     name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     input: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    start: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -255,6 +268,7 @@ impl Issuer {
                 kind: binding.kind.as_str().to_owned(),
                 name: binding.name.clone(),
                 input: binding.input.clone(),
+                start: binding.start,
             },
             cl,
         };
@@ -306,6 +320,18 @@ pub enum Refusal {
     UntrustedKey {
         /// The `kid` it names.
         kid: Option<String>,
+    },
+    /// Signed by a retired key after it was retired.
+    #[error(
+        "passport signed by key `{kid}` at {issued_at}, after the key was retired at {retired_at}"
+    )]
+    RetiredKey {
+        /// The key.
+        kid: String,
+        /// `iat`.
+        issued_at: u64,
+        /// When the key was retired.
+        retired_at: u64,
     },
     /// The header's algorithm is not the one its key is for.
     #[error("passport algorithm {found} does not match key `{kid}`")]
@@ -386,16 +412,34 @@ impl Verifier {
     /// digest is compared only when `expected` has one: pass it where the worker sees the
     /// call's payloads.
     pub fn verify(&self, token: &str, expected: &Binding, now: u64) -> Result<Passport, Refusal> {
+        self.verify_with(token, expected, Some(now))
+    }
+
+    /// [`verify`](Self::verify) without the lifetime: for a check long after the call the
+    /// passport was issued for — an activity, on behalf of the caller who started its
+    /// workflow, whose passport was checked when the workflow started. Everything else is
+    /// checked, the key's retirement included.
+    pub fn verify_issued(&self, token: &str, expected: &Binding) -> Result<Passport, Refusal> {
+        self.verify_with(token, expected, None)
+    }
+
+    fn verify_with(
+        &self,
+        token: &str,
+        expected: &Binding,
+        now: Option<u64>,
+    ) -> Result<Passport, Refusal> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Refusal::Malformed("not a compact JWS".into()))?;
         if header.typ.as_deref() != Some(TYPE) {
             return Err(Refusal::Malformed(format!("`typ` is not {TYPE}")));
         }
         let kid = header.kid.clone();
-        let Some((algorithm, key)) = kid.as_deref().and_then(|kid| self.keys.get(kid)) else {
+        let Some(trusted) = kid.as_deref().and_then(|kid| self.keys.get(kid)) else {
             return Err(Refusal::UntrustedKey { kid });
         };
         let kid = kid.unwrap_or_default();
+        let algorithm = &trusted.algorithm;
         if header.alg != *algorithm {
             return Err(Refusal::Algorithm {
                 kid,
@@ -408,27 +452,38 @@ impl Verifier {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims = HashSet::new();
-        let wire = jsonwebtoken::decode::<Wire>(token, key, &validation)
+        let wire = jsonwebtoken::decode::<Wire>(token, &trusted.key, &validation)
             .map_err(|error| match error.kind() {
                 ErrorKind::InvalidSignature => Refusal::Signature,
                 ErrorKind::Json(e) => Refusal::Malformed(format!("payload: {e}")),
                 _ => Refusal::Malformed(error.to_string()),
             })?
             .claims;
+        if let Some(retired_at) = trusted.retired_at
+            && wire.iat >= retired_at
+        {
+            return Err(Refusal::RetiredKey {
+                kid,
+                issued_at: wire.iat,
+                retired_at,
+            });
+        }
         if !self.issuers.contains(&wire.iss) {
             return Err(Refusal::Issuer(wire.iss));
         }
-        if wire.iat > now.saturating_add(self.leeway) {
-            return Err(Refusal::NotYetValid {
-                issued_at: wire.iat,
-                now,
-            });
-        }
-        if now >= wire.exp.saturating_add(self.leeway) {
-            return Err(Refusal::Expired {
-                expires_at: wire.exp,
-                now,
-            });
+        if let Some(now) = now {
+            if wire.iat > now.saturating_add(self.leeway) {
+                return Err(Refusal::NotYetValid {
+                    issued_at: wire.iat,
+                    now,
+                });
+            }
+            if now >= wire.exp.saturating_add(self.leeway) {
+                return Err(Refusal::Expired {
+                    expires_at: wire.exp,
+                    now,
+                });
+            }
         }
         let binding = binding(wire.op)?;
         check_binding(&binding, expected)?;
@@ -454,6 +509,7 @@ fn binding(op: WireOp) -> Result<Binding, Refusal> {
         kind,
         name: op.name,
         input: op.input,
+        start: op.start,
     })
 }
 
@@ -470,6 +526,10 @@ fn check_binding(issued: &Binding, call: &Binding) -> Result<(), Refusal> {
     }
     if issued.workflow_id != call.workflow_id {
         return differs("workflow id", &issued.workflow_id, &call.workflow_id);
+    }
+    // A signal-with-start's passport admits the start it carries, by namespace and id.
+    if call.kind == OperationKind::Execute && issued.start {
+        return Ok(());
     }
     if issued.kind != call.kind {
         return differs("kind", issued.kind.as_str(), call.kind.as_str());

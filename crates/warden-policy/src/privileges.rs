@@ -179,6 +179,10 @@ impl Policy for PrivilegePolicy {
         false
     }
 
+    fn deterministic(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
         Answer::Ready(Ok(self.decide(request)))
     }

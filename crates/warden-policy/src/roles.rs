@@ -418,6 +418,10 @@ impl Policy for RolePolicy {
         false
     }
 
+    fn deterministic(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
         Answer::Ready(Ok(self.decide(request)))
     }

@@ -40,6 +40,9 @@ pub struct ProxyConfig {
     /// Message size and time limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Call passports for workers: signed proof of the caller, written into allowed calls.
+    #[serde(default)]
+    pub passport: Option<PassportConfig>,
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
@@ -81,6 +84,91 @@ pub struct ListenTlsConfig {
     /// authenticated some other way). Default: certificates are required.
     #[serde(default)]
     pub client_auth_optional: bool,
+}
+
+/// Call passports (`warden_passport`): for each start, signal, signal-with-start, query,
+/// update and update-with-start it allows, the proxy writes a signed passport into the
+/// request's Temporal header, after removing any the caller sent, so a worker can check who
+/// called and what for.
+///
+/// ```toml
+/// [passport]
+/// issuer = "warden-proxy"
+/// key_file = "passport-ed25519.pem"   # PKCS#8 PEM: Ed25519 (EdDSA) or P-256 (ES256)
+/// key_id = "edge-2026-12"
+/// jwks_path = "/.well-known/jwks.json" # the public key, served to workers (optional)
+/// forward = { attributes = ["department"] }
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassportConfig {
+    /// The issuer name (`iss`) workers trust.
+    pub issuer: String,
+    /// The signing key: a PKCS#8 PEM private key, Ed25519 or P-256.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Instead of `key_file`: a file holding an HS256 secret (at least 32 bytes), which every
+    /// worker then holds too.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// The key id (`kid`) workers look the key up by.
+    pub key_id: String,
+    /// The Temporal header key (default `warden-passport`).
+    #[serde(default = "default_passport_header")]
+    pub header: String,
+    /// How long a passport is valid, in seconds (default 60).
+    #[serde(default = "default_passport_lifetime")]
+    pub lifetime_seconds: u64,
+    /// Whether passports carry the digest of the call's input payloads (default true).
+    #[serde(default = "default_true")]
+    pub bind_input: bool,
+    /// Which of the caller's claims passports carry besides the subject.
+    #[serde(default)]
+    pub forward: ForwardConfig,
+    /// Where the listener serves the public key as a JWKS (`GET`, no authentication).
+    #[serde(default)]
+    pub jwks_path: Option<String>,
+}
+
+fn default_passport_header() -> String {
+    "warden-passport".to_owned()
+}
+
+fn default_passport_lifetime() -> u64 {
+    60
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Which claims a passport forwards (default: roles, privileges and groups; no attributes).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// System and per-namespace roles.
+    #[serde(default = "default_true")]
+    pub roles: bool,
+    /// Privileges (scopes).
+    #[serde(default = "default_true")]
+    pub privileges: bool,
+    /// Groups.
+    #[serde(default = "default_true")]
+    pub groups: bool,
+    /// Attributes, by name.
+    #[serde(default)]
+    pub attributes: Vec<String>,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        Self {
+            roles: true,
+            privileges: true,
+            groups: true,
+            attributes: Vec::new(),
+        }
+    }
 }
 
 /// The upstream every allowed call is forwarded to.

@@ -52,6 +52,7 @@
 //! closes. Paths in the file are relative to the file.
 
 pub mod config;
+mod passport;
 mod telemetry;
 mod upstream;
 
@@ -170,7 +171,16 @@ impl Proxy {
             .await?
             .layer;
 
-        let forwarder = upstream::Forwarder::new(&config.upstream, base)?;
+        let passports = config
+            .passport
+            .as_ref()
+            .map(|passport| {
+                passport::Passports::build(passport, base, config.limits.max_message_bytes)
+            })
+            .transpose()?
+            .map(Arc::new);
+        let forwarder =
+            upstream::Forwarder::new(&config.upstream, base)?.with_passports(passports.clone());
         let record = match (&store, &config.instances) {
             (Some(store), Some(instances)) if instances.record_initiator() => {
                 Some(RecordInitiatorLayer::new(Arc::clone(store)))
@@ -183,9 +193,25 @@ impl Proxy {
         reporter
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
-        let routes = tonic::service::Routes::new(health)
-            .into_axum_router()
-            .fallback_service(proxied);
+        let mut routes = tonic::service::Routes::new(health).into_axum_router();
+        if let (Some(passports), Some(path)) = (
+            &passports,
+            config
+                .passport
+                .as_ref()
+                .and_then(|p| p.jwks_path.as_deref()),
+        ) {
+            // Workers fetch the public key here; it is public, so no credential is asked.
+            let json = passports.jwks_json();
+            routes = routes.route(
+                path,
+                axum::routing::get(move || {
+                    let json = json.clone();
+                    async move { passport::jwks_response(&json) }
+                }),
+            );
+        }
+        let routes = routes.fallback_service(proxied);
 
         let mut server = Server::builder()
             // HTTP/1.1 callers get Warden's clear refusal instead of a dropped connection.

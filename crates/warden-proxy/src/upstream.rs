@@ -17,7 +17,7 @@ use http::{
     uri::{Authority, Scheme},
 };
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
+use http_body_util::BodyExt;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -38,7 +38,7 @@ use warden_tower::{
 use crate::{ProxyConfigError, ProxyError, config::UpstreamConfig, invalid, telemetry};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type UpstreamRequestBody = UnsyncBoxBody<Bytes, BoxError>;
+use crate::passport::{Passports, UpstreamRequestBody};
 
 /// Headers that describe one hop, never forwarded (`te: trailers` is end-to-end in gRPC and
 /// kept).
@@ -59,6 +59,7 @@ pub(crate) struct Forwarder {
     scheme: Scheme,
     authority: Authority,
     authorization: Option<HeaderValue>,
+    passports: Option<Arc<Passports>>,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -190,6 +191,7 @@ impl Forwarder {
             scheme,
             authority,
             authorization,
+            passports: None,
         })
     }
 
@@ -302,10 +304,42 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let in_flight = telemetry::InFlight::start();
-        let request = self.upstream_request(request.map(|b| b.map_err(Into::into).boxed_unsync()));
+        let request = request.map(|b| b.map_err(Into::into).boxed_unsync());
+        if let Some(passports) = self
+            .passports
+            .as_ref()
+            .filter(|_| Passports::covers(request.uri().path()))
+        {
+            // The message must be read whole to be given its passport.
+            let passports = Arc::clone(passports);
+            let mut this = self.clone();
+            return Box::pin(async move {
+                match passports.write(request).await {
+                    Ok(request) => this.send(request, in_flight).await,
+                    Err(refusal) => Ok(local(refusal)),
+                }
+            });
+        }
+        Box::pin(self.send(request, in_flight))
+    }
+}
+
+impl Forwarder {
+    /// Writes passports into the calls that carry them.
+    pub(crate) fn with_passports(mut self, passports: Option<Arc<Passports>>) -> Self {
+        self.passports = passports;
+        self
+    }
+
+    fn send(
+        &mut self,
+        request: Request<UpstreamRequestBody>,
+        in_flight: telemetry::InFlight,
+    ) -> impl Future<Output = Result<Response<ForwardBody>, Infallible>> + Send + 'static {
+        let request = self.upstream_request(request);
         let client = self.client.clone();
         let authority = self.authority.clone();
-        Box::pin(async move {
+        async move {
             let request = match request {
                 Ok(request) => request,
                 Err(e) => {
@@ -337,17 +371,22 @@ where
                     Ok(unavailable(&message, reason))
                 }
             }
-        })
+        }
     }
+}
+
+/// An answer the proxy gives itself; nothing went upstream.
+fn local(response: Response<Bytes>) -> Response<ForwardBody> {
+    response.map(|_| ForwardBody {
+        inner: None,
+        _in_flight: None,
+    })
 }
 
 /// A trailers-only `UNAVAILABLE`, counted as an upstream error.
 fn unavailable(message: &str, reason: &'static str) -> Response<ForwardBody> {
     telemetry::upstream_error(reason);
-    grpc_trailers_only(Code::Unavailable, message).map(|_| ForwardBody {
-        inner: None,
-        _in_flight: None,
-    })
+    local(grpc_trailers_only(Code::Unavailable, message))
 }
 
 pin_project! {

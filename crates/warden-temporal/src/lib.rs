@@ -34,6 +34,8 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "passport")]
+pub mod passport;
 mod responder;
 
 pub use responder::{TemporalResponder, UNAUTHORIZED};

@@ -59,6 +59,7 @@ pub mod engine;
 pub mod future;
 mod grpc;
 pub mod map;
+pub mod message;
 pub mod record;
 pub mod rejection;
 mod telemetry;

@@ -35,6 +35,10 @@ impl Policy for AllowAll {
     fn reads_metadata(&self) -> bool {
         false
     }
+
+    fn deterministic(&self) -> bool {
+        true
+    }
 }
 
 /// Denies every call. The safe default for kinds no one has thought about.
@@ -75,5 +79,9 @@ impl Policy for DenyAll {
 
     fn reads_metadata(&self) -> bool {
         false
+    }
+
+    fn deterministic(&self) -> bool {
+        true
     }
 }

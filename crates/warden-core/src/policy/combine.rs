@@ -128,6 +128,10 @@ macro_rules! combinator {
             fn reads_metadata(&self) -> bool {
                 self.children.iter().any(|child| child.reads_metadata())
             }
+
+            fn deterministic(&self) -> bool {
+                self.children.iter().all(|child| child.deterministic())
+            }
         }
     };
 }
@@ -204,6 +208,10 @@ impl fmt::Debug for Shadow {
 impl Policy for Shadow {
     fn reads_metadata(&self) -> bool {
         self.inner.reads_metadata()
+    }
+
+    fn deterministic(&self) -> bool {
+        self.inner.deterministic()
     }
 
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation {

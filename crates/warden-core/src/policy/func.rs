@@ -51,6 +51,10 @@ where
     fn reads_metadata(&self) -> bool {
         self.reads_metadata
     }
+
+    fn deterministic(&self) -> bool {
+        true
+    }
 }
 
 /// A policy from an asynchronous closure; see [`async_policy_fn`].

@@ -52,6 +52,16 @@ pub trait Policy: Send + Sync + 'static {
         true
     }
 
+    /// Whether the decision is a pure function of the request: made at once
+    /// ([`Answer::Ready`]), with no I/O, no clock and no state kept outside the request. Only
+    /// such policies may decide inside a workflow, whose code must decide the same way every
+    /// time its history is replayed. The default is `false`; the built-in role, privilege,
+    /// rules, allow and deny policies, closures made with [`policy_fn`] and combinations of
+    /// such policies say `true`.
+    fn deterministic(&self) -> bool {
+        false
+    }
+
     /// Wraps the policy for sharing.
     fn shared(self) -> SharedPolicy
     where
@@ -69,6 +79,10 @@ impl<P: Policy + ?Sized> Policy for Arc<P> {
     fn reads_metadata(&self) -> bool {
         (**self).reads_metadata()
     }
+
+    fn deterministic(&self) -> bool {
+        (**self).deterministic()
+    }
 }
 
 impl<P: Policy + ?Sized> Policy for Box<P> {
@@ -78,5 +92,9 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
 
     fn reads_metadata(&self) -> bool {
         (**self).reads_metadata()
+    }
+
+    fn deterministic(&self) -> bool {
+        (**self).deterministic()
     }
 }

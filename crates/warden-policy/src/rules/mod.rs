@@ -871,6 +871,11 @@ impl Policy for RulesPolicy {
         self.shared.reads_metadata.load(Ordering::Acquire)
     }
 
+    /// Between reloads: a worker that decides inside workflows loads its rules once and never watches them.
+    fn deterministic(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, request: &AuthzRequest) -> Evaluation {
         let rules = self.rules();
         Answer::Ready(Ok(rules.decide(request)))

@@ -17,41 +17,50 @@ pub(crate) fn decode_frame(
     frame: &Bytes,
     compressed: bool,
 ) -> Result<Arc<Operation>, Rejection> {
-    let payload = &frame[HEADER_LEN..];
-    let message = if compressed {
-        let encoding = match encoding {
-            Ok(Encoding::Identity) => {
-                return Err(Rejection::new(
-                    Code::InvalidArgument,
-                    "the message is flagged compressed but the call declares no grpc-encoding",
-                ));
-            }
-            // Without a compression feature, `Identity` is the only encoding.
-            #[cfg_attr(
-                not(any(feature = "gzip", feature = "deflate", feature = "zstd")),
-                allow(unreachable_patterns)
-            )]
-            Ok(encoding) => *encoding,
-            Err(name) => return Err(unsupported_encoding(name)),
-        };
-        encoding
-            .decompress(payload, max_message_size)
-            .map_err(|e| match e {
-                DecompressError::TooLarge => too_large(max_message_size, "decompressed "),
-                DecompressError::NoEncoding => {
-                    Rejection::new(Code::Internal, "decompression without an encoding")
-                }
-                DecompressError::Corrupt(reason) => Rejection::new(
-                    Code::InvalidArgument,
-                    format!("cannot decompress the message: {reason}"),
-                ),
-            })?
-    } else {
-        // Not copied: arguments the extractor keeps are a slice of the frame.
-        frame.slice(HEADER_LEN..)
-    };
+    let message = message_of(encoding, max_message_size, frame, compressed)?;
     spec.decode_shared(&message)
         .map_err(|e| Rejection::new(Code::InvalidArgument, e.to_string()))
+}
+
+/// The message in one whole frame (prefix included), decompressed when it is flagged so.
+pub(crate) fn message_of(
+    encoding: &Result<Encoding, String>,
+    max_message_size: usize,
+    frame: &Bytes,
+    compressed: bool,
+) -> Result<Bytes, Rejection> {
+    let payload = &frame[HEADER_LEN..];
+    if !compressed {
+        // Not copied: arguments the extractor keeps are a slice of the frame.
+        return Ok(frame.slice(HEADER_LEN..));
+    }
+    let encoding = match encoding {
+        Ok(Encoding::Identity) => {
+            return Err(Rejection::new(
+                Code::InvalidArgument,
+                "the message is flagged compressed but the call declares no grpc-encoding",
+            ));
+        }
+        // Without a compression feature, `Identity` is the only encoding.
+        #[cfg_attr(
+            not(any(feature = "gzip", feature = "deflate", feature = "zstd")),
+            allow(unreachable_patterns)
+        )]
+        Ok(encoding) => *encoding,
+        Err(name) => return Err(unsupported_encoding(name)),
+    };
+    encoding
+        .decompress(payload, max_message_size)
+        .map_err(|e| match e {
+            DecompressError::TooLarge => too_large(max_message_size, "decompressed "),
+            DecompressError::NoEncoding => {
+                Rejection::new(Code::Internal, "decompression without an encoding")
+            }
+            DecompressError::Corrupt(reason) => Rejection::new(
+                Code::InvalidArgument,
+                format!("cannot decompress the message: {reason}"),
+            ),
+        })
 }
 
 #[cold]

@@ -25,7 +25,7 @@
 
 mod body;
 mod deadline;
-mod decode;
+pub(crate) mod decode;
 mod future;
 mod layer;
 pub mod peer;
