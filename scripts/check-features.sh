@@ -23,7 +23,7 @@ check() {
 for spec in \
     "warden-tower:gzip deflate zstd reflect" \
     "warden-identity:jwks mtls tonic" \
-    "warden-temporal:client" \
+    "warden-temporal:client passport" \
     "warden:gzip deflate zstd reflect tonic redis temporal temporal-client"; do
     crate=${spec%%:*}
     check -p "$crate" --no-default-features

@@ -99,9 +99,12 @@ impl WorkerGuard {
 pub struct WorkerGuardBuilder {
     verifier: Verifier,
     header_key: String,
-    versions: Vec<(u64, Vec<(&'static str, KindSet, SharedPolicy)>)>,
+    versions: Vec<(u64, Vec<KindPolicy>)>,
     activity: Option<SharedPolicy>,
 }
+
+/// A policy for some kinds, labelled for errors.
+type KindPolicy = (&'static str, KindSet, SharedPolicy);
 
 impl fmt::Debug for WorkerGuardBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
