@@ -351,3 +351,99 @@ fn keys_rotate_by_id_through_a_jwks_and_bad_keys_are_refused() {
         Err(KeyError::Jwk { .. })
     ));
 }
+
+#[test]
+fn a_retired_key_verifies_what_it_signed_before_retirement_and_nothing_after() {
+    let (old, _) = ed25519("old");
+    let (new, _) = ed25519("new");
+    let keys = TrustedKeys::new()
+        .with_signing_key(&old)
+        .unwrap()
+        .with_signing_key(&new)
+        .unwrap()
+        .retire("old", NOW)
+        .unwrap();
+    let verifier = Verifier::new(keys, "warden-proxy");
+    let before = Issuer::new("warden-proxy", old.clone())
+        .issue_at(&alice(), &approve(), NOW - 10)
+        .unwrap();
+    assert_eq!(
+        verifier
+            .verify(&before, &approve(), NOW - 5)
+            .unwrap()
+            .key_id,
+        "old",
+        "signed before the retirement: still good, as on replay"
+    );
+    let after = Issuer::new("warden-proxy", old)
+        .issue_at(&alice(), &approve(), NOW)
+        .unwrap();
+    assert_eq!(
+        verifier.verify(&after, &approve(), NOW).unwrap_err(),
+        Refusal::RetiredKey {
+            kid: "old".into(),
+            issued_at: NOW,
+            retired_at: NOW
+        }
+    );
+    let current = Issuer::new("warden-proxy", new)
+        .issue_at(&alice(), &approve(), NOW)
+        .unwrap();
+    assert!(verifier.verify(&current, &approve(), NOW).is_ok());
+    assert!(matches!(
+        TrustedKeys::new().retire("nobody", NOW),
+        Err(KeyError::UnknownKeyId(kid)) if kid == "nobody"
+    ));
+}
+
+#[test]
+fn a_signal_with_start_passport_admits_its_start_and_no_other_workflow() {
+    let (key, _) = ed25519("k1");
+    let issuer = Issuer::new("warden-proxy", key.clone());
+    let token = issuer
+        .issue_at(&alice(), &approve().with_start(), NOW)
+        .unwrap();
+    assert_eq!(parts(&token).1["op"]["start"], json!(true));
+    let verifier = verifier(&key);
+    let start = Binding::new("orders", "order-1", OperationKind::Execute);
+    assert!(verifier.verify(&token, &start, NOW).is_ok());
+    assert!(verifier.verify(&token, &approve(), NOW).is_ok());
+    let other = Binding::new("orders", "order-2", OperationKind::Execute);
+    assert!(matches!(
+        verifier.verify(&token, &other, NOW),
+        Err(Refusal::Binding {
+            field: "workflow id",
+            ..
+        })
+    ));
+    // A plain signal's passport admits no start.
+    let plain = issuer.issue_at(&alice(), &approve(), NOW).unwrap();
+    assert!(matches!(
+        verifier.verify(&plain, &start, NOW),
+        Err(Refusal::Binding { field: "kind", .. })
+    ));
+}
+
+#[test]
+fn verify_issued_skips_the_lifetime_and_nothing_else() {
+    let (key, _) = ed25519("k1");
+    let token = Issuer::new("warden-proxy", key.clone())
+        .issue_at(&alice(), &approve(), NOW - 86_400)
+        .unwrap();
+    let verifier = verifier(&key);
+    assert!(matches!(
+        verifier.verify(&token, &approve(), NOW),
+        Err(Refusal::Expired { .. })
+    ));
+    assert_eq!(
+        verifier
+            .verify_issued(&token, &approve())
+            .unwrap()
+            .claims
+            .subject
+            .as_deref(),
+        Some("alice")
+    );
+    let other = Binding::new("orders", "order-9", OperationKind::Signal).with_name("approve");
+    assert!(verifier.verify_issued(&token, &other).is_err());
+}
