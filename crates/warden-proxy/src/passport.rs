@@ -117,10 +117,12 @@ fn issuer(config: &PassportConfig, base: &Path) -> Result<Issuer, ProxyError> {
         (Some(path), None) => {
             let pem = read(base, path, "key_file")?;
             SigningKey::from_pem(&pem, config.key_id.as_str())
+                .map_err(|e| invalid("passport.key_file", e.to_string()))?
         }
         (None, Some(path)) => {
             let secret = read(base, path, "secret_file")?;
             SigningKey::from_secret(trim_newline(&secret), config.key_id.as_str())
+                .map_err(|e| invalid("passport.secret_file", e.to_string()))?
         }
         _ => {
             return Err(invalid(
@@ -128,8 +130,7 @@ fn issuer(config: &PassportConfig, base: &Path) -> Result<Issuer, ProxyError> {
                 "needs exactly one of key_file and secret_file",
             ));
         }
-    }
-    .map_err(|e| invalid("passport.key_file", e.to_string()))?;
+    };
     let mut forward = Forward::subject_only();
     forward.roles = config.forward.roles;
     forward.privileges = config.forward.privileges;
