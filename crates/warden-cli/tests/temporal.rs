@@ -4,19 +4,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "support/sdk.rs"]
+mod sdk;
 mod support;
 #[path = "support/workflow.rs"]
 mod workflow;
 
 use std::{collections::HashMap, time::Duration};
 
+use sdk::{WorkerThread, connect};
 use support::{Issuer, ProxyProcess, eventually, sample, temporal, unique};
 use temporalio_client::{
     Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowDescribeOptions,
     WorkflowExecuteUpdateOptions, WorkflowQueryOptions, WorkflowSignalOptions,
     WorkflowStartOptions, WorkflowTerminateOptions,
 };
-use temporalio_sdk::{Worker, WorkerOptions};
+use temporalio_sdk::WorkerOptions;
 use warden_example::temporal_server::temporal_bin;
 use workflow::{Discount, OrderWorkflow};
 
@@ -99,68 +102,14 @@ fn start_proxy_with(name: &str, issuer: &Issuer, identity: &str) -> ProxyProcess
     )
 }
 
-async fn connect(target: &str, token: Option<&str>, namespace: &str) -> Client {
-    let headers =
-        token.map(|token| HashMap::from([("authorization".to_owned(), format!("Bearer {token}"))]));
-    let options = ConnectionOptions::new(Url::parse(target).unwrap())
-        .maybe_headers(headers)
-        .build();
-    let connection = Connection::connect(options).await.unwrap();
-    Client::new(connection, ClientOptions::new(namespace).build()).unwrap()
-}
-
-/// A `temporalio-sdk` worker on its own thread, polling `task_queue` through `target`.
-struct WorkerThread {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl WorkerThread {
-    fn start(target: String, token: String, namespace: &str, task_queue: &str) -> Self {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let namespace = namespace.to_owned();
-        let task_queue = task_queue.to_owned();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let sdk = temporalio_sdk::Runtime::from_current_tokio(Default::default()).unwrap();
-                let client = connect(&target, Some(&token), &namespace).await;
-                let options = WorkerOptions::new(task_queue)
-                    .register_workflow::<OrderWorkflow>()
-                    .unwrap()
-                    .build();
-                let mut worker = Worker::new(&sdk, client, options).unwrap();
-                let shutdown = worker.shutdown_handle();
-                let run = worker.run();
-                tokio::pin!(run);
-                tokio::select! {
-                    result = &mut run => result.unwrap(),
-                    _ = stopped => {
-                        shutdown();
-                        run.await.unwrap();
-                    }
-                }
-            });
-        });
-        Self {
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for WorkerThread {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+/// Options for a worker of `OrderWorkflow` on `task_queue`.
+fn order_worker(task_queue: &str) -> impl FnOnce() -> WorkerOptions + Send + 'static {
+    let task_queue = task_queue.to_owned();
+    move || {
+        WorkerOptions::new(task_queue)
+            .register_workflow::<OrderWorkflow>()
+            .unwrap()
+            .build()
     }
 }
 
@@ -237,7 +186,7 @@ async fn temporal_cli_through_the_proxy_is_allowed_and_denied_by_role_initiator_
         proxy.url(),
         issuer.token("order-worker", &["orders:writer"]),
         "orders",
-        &queue,
+        order_worker(&queue),
     );
     let alice = issuer.token("alice", &["orders:writer"]);
     let dave = issuer.token("dave", &["orders:writer"]);
@@ -430,7 +379,7 @@ async fn rust_client_and_worker_through_the_proxy_get_the_same_answers() {
         proxy.url(),
         issuer.token("order-worker", &["orders:writer"]),
         "orders",
-        &queue,
+        order_worker(&queue),
     );
     let alice = connect(
         &proxy.url(),

@@ -8,20 +8,23 @@
 
 #[path = "support/guarded.rs"]
 mod guarded;
+#[path = "support/sdk.rs"]
+mod sdk;
 mod support;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, atomic::Ordering},
+    sync::atomic::Ordering,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use guarded::{Billing, CHARGES, GuardedOrder};
 use prost::Message;
+use sdk::{WorkerThread, connect};
 use support::{Issuer, ProxyProcess, eventually, http_get, temporal, unique};
 use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowExecuteUpdateOptions,
-    WorkflowGetResultOptions, WorkflowQueryOptions, WorkflowSignalOptions, WorkflowStartOptions,
+    Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowQueryOptions,
+    WorkflowSignalOptions, WorkflowStartOptions,
 };
 use temporalio_protos::temporal::api::{
     common::v1::{Header, Payload, Payloads, WorkflowExecution},
@@ -31,13 +34,10 @@ use temporalio_protos::temporal::api::{
     },
 };
 use temporalio_sdk::{
-    Worker, WorkerOptions,
+    WorkerOptions,
     workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions},
 };
-use warden_core::{
-    Claims, Decision, OperationKind, Roles,
-    policy::{AllowAll, policy_fn},
-};
+use warden_core::{Claims, Decision, OperationKind, Roles, policy::policy_fn};
 use warden_passport::{Binding, Issuer as PassportIssuer, SigningKey, TrustedKeys, Verifier};
 use warden_policy::roles::RolePolicy;
 use warden_worker::WorkerGuard;
@@ -126,71 +126,21 @@ fn guard(verifier: Verifier, since_approvals_for_all: Option<u64>) -> WorkerGuar
     builder.build().unwrap()
 }
 
-/// A worker with the guard, on its own thread, polling through `target`.
-struct WorkerThread {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl WorkerThread {
-    fn start(target: String, token: String, task_queue: &str, guard: WorkerGuard) -> Self {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task_queue = task_queue.to_owned();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let sdk = temporalio_sdk::Runtime::from_current_tokio(Default::default()).unwrap();
-                let client = connect(&target, Some(&token)).await;
-                let options = WorkerOptions::new(task_queue)
-                    .register_workflow::<GuardedOrder>()
-                    .unwrap()
-                    .register_activities(Billing)
-                    .workflow_interceptor(guard.workflow_interceptor())
-                    .activity_inbound_interceptor(guard.activity_interceptor())
-                    .build();
-                let mut worker = Worker::new(&sdk, client, options).unwrap();
-                let shutdown = worker.shutdown_handle();
-                let run = worker.run();
-                tokio::pin!(run);
-                tokio::select! {
-                    result = &mut run => result.unwrap(),
-                    _ = stopped => {
-                        shutdown();
-                        run.await.unwrap();
-                    }
-                }
-            });
-        });
-        Self {
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+/// Options for a worker of `GuardedOrder` and `Billing` on `task_queue`, behind `guard`.
+fn guarded_worker(
+    task_queue: &str,
+    guard: WorkerGuard,
+) -> impl FnOnce() -> WorkerOptions + Send + 'static {
+    let task_queue = task_queue.to_owned();
+    move || {
+        WorkerOptions::new(task_queue)
+            .register_workflow::<GuardedOrder>()
+            .unwrap()
+            .register_activities(Billing)
+            .workflow_interceptor(guard.workflow_interceptor())
+            .activity_inbound_interceptor(guard.activity_interceptor())
+            .build()
     }
-}
-
-impl Drop for WorkerThread {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn connect(target: &str, token: Option<&str>) -> Client {
-    let headers =
-        token.map(|token| HashMap::from([("authorization".to_owned(), format!("Bearer {token}"))]));
-    let options = ConnectionOptions::new(Url::parse(target).unwrap())
-        .maybe_headers(headers)
-        .build();
-    let connection = Connection::connect(options).await.unwrap();
-    Client::new(connection, ClientOptions::new("orders").build()).unwrap()
 }
 
 async fn events(client: &Client, id: &str) -> Vec<String> {
@@ -278,13 +228,18 @@ async fn worker_runs_handlers_only_for_calls_the_proxy_vouched_for_and_replays_a
     let _worker = WorkerThread::start(
         proxy.url(),
         issuer.token("order-worker", &["orders:writer"]),
-        &queue,
-        guard(verifier(), None),
+        "orders",
+        guarded_worker(&queue, guard(verifier(), None)),
     );
     let alice_token = issuer.token("alice", &["orders:admin"]);
-    let alice = connect(&proxy.url(), Some(&alice_token)).await;
-    let bob = connect(&proxy.url(), Some(&issuer.token("bob", &["orders:writer"]))).await;
-    let direct = connect(&format!("http://{}", temporal().address), None).await;
+    let alice = connect(&proxy.url(), Some(&alice_token), "orders").await;
+    let bob = connect(
+        &proxy.url(),
+        Some(&issuer.token("bob", &["orders:writer"])),
+        "orders",
+    )
+    .await;
+    let direct = connect(&format!("http://{}", temporal().address), None, "orders").await;
     let start = |id: &str| WorkflowStartOptions::new(queue.clone(), id.to_owned()).build();
 
     // Starts through the proxy run, and their activities run on the starter's behalf.
@@ -562,5 +517,4 @@ async fn worker_runs_handlers_only_for_calls_the_proxy_vouched_for_and_replays_a
         replay(guard(removed, None)).await.is_err(),
         "passports of a removed key are refused on replay too"
     );
-    let _ = Arc::new(AllowAll::new());
 }
