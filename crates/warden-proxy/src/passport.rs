@@ -62,11 +62,12 @@ impl Passports {
         let limit = self.max_message_bytes.saturating_add(64);
         let mut framed = BytesMut::new();
         while let Some(frame) = body.frame().await {
-            let frame = frame
-                .map_err(|e| refuse(Code::InvalidArgument, &format!("reading the request: {e}")))?;
+            let frame = frame.map_err(|e| {
+                grpc_trailers_only(Code::InvalidArgument, &format!("reading the request: {e}"))
+            })?;
             if let Ok(data) = frame.into_data() {
                 if framed.len() + data.len() > limit {
-                    return Err(refuse(
+                    return Err(grpc_trailers_only(
                         Code::ResourceExhausted,
                         "the request is larger than the message limit",
                     ));
@@ -76,7 +77,7 @@ impl Passports {
         }
         let framed = framed.freeze();
         let message = message::unframe(&parts.headers, &framed, self.max_message_bytes)
-            .map_err(|rejection| refuse(rejection.code(), rejection.message()))?;
+            .map_err(|rejection| grpc_trailers_only(rejection.code(), rejection.message()))?;
         // In shadow mode a denied call is forwarded too, but never with a passport.
         let claims = parts
             .extensions
@@ -87,10 +88,12 @@ impl Passports {
             .writer
             .write(parts.uri.path(), &message, claims.map(Arc::as_ref))
             .map_err(|error| match error {
-                WriteError::Malformed { .. } => refuse(Code::InvalidArgument, &error.to_string()),
+                WriteError::Malformed { .. } => {
+                    grpc_trailers_only(Code::InvalidArgument, &error.to_string())
+                }
                 _ => {
                     tracing::error!(%error, "cannot write a call passport");
-                    refuse(
+                    grpc_trailers_only(
                         Code::Internal,
                         "warden proxy: cannot sign the call passport",
                     )
@@ -106,10 +109,6 @@ impl Passports {
             .boxed_unsync();
         Ok(Request::from_parts(parts, body))
     }
-}
-
-fn refuse(code: Code, message: &str) -> Response<Bytes> {
-    grpc_trailers_only(code, message)
 }
 
 fn issuer(config: &PassportConfig, base: &Path) -> Result<Issuer, ProxyError> {

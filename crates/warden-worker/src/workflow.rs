@@ -1,6 +1,6 @@
 //! The workflow interceptor: starts, signals, queries and updates judged before their code.
 
-use std::{cell::RefCell, sync::Arc};
+use std::{cell::RefCell, collections::HashMap, sync::Arc};
 
 use temporalio_common::protos::temporal::api::common::v1::Payload;
 use temporalio_sdk::{
@@ -66,6 +66,22 @@ macro_rules! job {
     };
 }
 
+impl Guard {
+    /// Judges a job whose refusal is an error to its caller: `permission denied: …`.
+    fn admit(
+        &self,
+        job: &Job<'_>,
+        kind: OperationKind,
+        name: &str,
+        headers: &HashMap<String, Payload>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.shared
+            .judge(job, kind, Some(name), headers)
+            .map(drop)
+            .map_err(|denial| PermissionDenied::boxed(&denial))
+    }
+}
+
 impl WorkflowInterceptor for Guard {
     fn execute<'a>(
         &'a self,
@@ -104,14 +120,14 @@ impl WorkflowInterceptor for Guard {
             WorkflowInterceptorFuture<'a, HandleSignalResult>,
         >,
     ) -> WorkflowInterceptorFuture<'a, HandleSignalResult> {
-        let judged = self.shared.judge(
+        let admitted = self.admit(
             &job!(ctx),
             OperationKind::Signal,
-            Some(input.name()),
+            input.name(),
             input.headers(),
         );
-        match judged {
-            Ok(_) => next.run(input),
+        match admitted {
+            Ok(()) => next.run(input),
             // Already in history: dropped before its handler, the same way on every replay.
             Err(_) => WorkflowInterceptorFuture::new(async { Ok(()) }),
         }
@@ -123,15 +139,13 @@ impl WorkflowInterceptor for Guard {
         input: HandleQueryInput,
         next: WorkflowNext<'_, HandleQueryInput, HandleQueryResult>,
     ) -> HandleQueryResult {
-        match self.shared.judge(
+        self.admit(
             &job!(ctx),
             OperationKind::Query,
-            Some(input.name()),
+            input.name(),
             input.headers(),
-        ) {
-            Ok(_) => next.run(input),
-            Err(denial) => Err(PermissionDenied::boxed(&denial).into()),
-        }
+        )?;
+        next.run(input)
     }
 
     fn validate_update(
@@ -140,15 +154,13 @@ impl WorkflowInterceptor for Guard {
         input: ValidateUpdateInput,
         next: WorkflowNext<'_, ValidateUpdateInput, ValidateUpdateResult>,
     ) -> ValidateUpdateResult {
-        match self.shared.judge(
+        self.admit(
             &job!(ctx),
             OperationKind::Update,
-            Some(input.name()),
+            input.name(),
             input.headers(),
-        ) {
-            Ok(_) => next.run(input),
-            Err(denial) => Err(PermissionDenied::boxed(&denial).into()),
-        }
+        )?;
+        next.run(input)
     }
 
     fn handle_update<'a>(
@@ -163,17 +175,14 @@ impl WorkflowInterceptor for Guard {
     ) -> WorkflowInterceptorFuture<'a, HandleUpdateResult> {
         // Updates without a validator are only seen here; the others are judged again, the
         // same way, which also holds on replay, where validators do not run.
-        match self.shared.judge(
+        match self.admit(
             &job!(ctx),
             OperationKind::Update,
-            Some(input.name()),
+            input.name(),
             input.headers(),
         ) {
-            Ok(_) => next.run(input),
-            Err(denial) => {
-                let error = PermissionDenied::boxed(&denial);
-                WorkflowInterceptorFuture::new(async move { Err(error.into()) })
-            }
+            Ok(()) => next.run(input),
+            Err(error) => WorkflowInterceptorFuture::new(async move { Err(error.into()) }),
         }
     }
 
