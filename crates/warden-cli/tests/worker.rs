@@ -14,20 +14,23 @@ mod support;
 
 use std::{
     collections::HashMap,
-    sync::atomic::Ordering,
+    sync::{Arc, Mutex, atomic::Ordering},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use guarded::{Billing, CHARGES, GuardedOrder};
-use prost::Message;
 use sdk::{WorkerThread, connect};
-use support::{Issuer, ProxyProcess, eventually, http_get, temporal, unique};
+use support::{
+    Issuer, ProxyProcess, ed25519_pem, eventually, http_get, passport_proxy_config, temporal,
+    unique,
+};
 use temporalio_client::{
     Client, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowQueryOptions,
     WorkflowSignalOptions, WorkflowStartOptions,
 };
 use temporalio_protos::temporal::api::{
     common::v1::{Header, Payload, Payloads, WorkflowExecution},
+    history::v1::history_event::Attributes,
     workflowservice::v1::{
         GetWorkflowExecutionHistoryRequest, SignalWorkflowExecutionRequest,
         workflow_service_client::WorkflowServiceClient,
@@ -44,12 +47,6 @@ use warden_worker::WorkerGuard;
 
 const KEY_ID: &str = "edge-1";
 
-fn ed25519_pem() -> String {
-    rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
-        .unwrap()
-        .serialize_pem()
-}
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -57,34 +54,36 @@ fn now() -> u64 {
         .as_secs()
 }
 
-fn proxy_config(issuer: &Issuer) -> String {
-    format!(
-        r#"
-[listen]
-address = "127.0.0.1:0"
-drain_seconds = 1
+/// The process's log lines, captured for the audit events the worker writes.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
 
-[upstream]
-address = "http://{upstream}"
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
-[policies.roles]
-type = "roles"
+impl Logs {
+    /// Captures every `warden::audit` event of this process from now on.
+    fn capture() -> Self {
+        let logs = Self::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_env_filter("warden::audit=warn")
+            .with_ansi(false)
+            .init();
+        logs
+    }
 
-[authorize]
-default = ["roles"]
-
-[passport]
-issuer = "warden-proxy"
-key_file = "passport.pem"
-key_id = "{KEY_ID}"
-jwks_path = "/.well-known/jwks.json"
-
-[identity]
-{mapper}
-"#,
-        upstream = temporal().address,
-        mapper = issuer.mapper_toml()
-    )
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
 }
 
 fn is_admin(claims: &Claims) -> bool {
@@ -209,12 +208,13 @@ async fn raw_signal(target: &str, token: Option<&str>, id: &str, amount: i64, pa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_runs_handlers_only_for_calls_the_proxy_vouched_for_and_replays_after_rotation() {
+    let logs = Logs::capture();
     let issuer = Issuer::start().await;
     let pem = ed25519_pem();
     let proxy = ProxyProcess::start(
         "worker",
         &[
-            ("proxy.toml", proxy_config(&issuer)),
+            ("proxy.toml", passport_proxy_config(&issuer, KEY_ID)),
             ("passport.pem", pem.clone()),
         ],
     );
@@ -358,6 +358,23 @@ async fn worker_runs_handlers_only_for_calls_the_proxy_vouched_for_and_replays_a
         );
     }
 
+    // Each refusal's audit event says which check failed.
+    let audit = logs.text();
+    for reason in [
+        "only an admin of orders approves",
+        "no passport",
+        "does not verify (forged or tampered)",
+        "untrusted key `rogue`",
+        "workflow id is `another-order`",
+        "name is `approve`",
+        "expired at",
+    ] {
+        assert!(
+            audit.contains(reason),
+            "an audit event says `{reason}`:\n{audit}"
+        );
+    }
+
     // Queries: through the proxy answered (above); straight to the server, refused.
     let denied = direct
         .get_workflow_handle::<GuardedOrder>(&id)
@@ -469,7 +486,19 @@ async fn worker_runs_handlers_only_for_calls_the_proxy_vouched_for_and_replays_a
         .into_inner()
         .history
         .unwrap();
-    assert!(history.encoded_len() > 0);
+    // The rejected update never entered history; the one without a validator did.
+    let accepted: Vec<&str> = history
+        .events
+        .iter()
+        .filter_map(|event| match &event.attributes {
+            Some(Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(accepted)) => {
+                let request = accepted.accepted_request.as_ref()?;
+                Some(request.input.as_ref()?.name.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(accepted, ["discount", "note", "note"]);
     let replay = |guard: WorkerGuard| {
         let history = history.clone();
         async move {

@@ -228,3 +228,42 @@ pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A fresh Ed25519 private key, PKCS#8 PEM.
+pub fn ed25519_pem() -> String {
+    rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
+        .unwrap()
+        .serialize_pem()
+}
+
+/// A proxy in front of the shared dev server that writes passports signed by `passport.pem`
+/// under `key_id`, serves its JWKS at `/.well-known/jwks.json`, and decides by Temporal's roles.
+pub fn passport_proxy_config(issuer: &Issuer, key_id: &str) -> String {
+    format!(
+        r#"
+[listen]
+address = "127.0.0.1:0"
+drain_seconds = 1
+
+[upstream]
+address = "http://{upstream}"
+
+[policies.roles]
+type = "roles"
+
+[authorize]
+default = ["roles"]
+
+[passport]
+issuer = "warden-proxy"
+key_file = "passport.pem"
+key_id = "{key_id}"
+jwks_path = "/.well-known/jwks.json"
+
+[identity]
+{mapper}
+"#,
+        upstream = temporal().address,
+        mapper = issuer.mapper_toml()
+    )
+}
