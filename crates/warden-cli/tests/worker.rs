@@ -142,6 +142,39 @@ fn guarded_worker(
     }
 }
 
+/// A client whose guardrail authenticates it as `claims` and writes passports signed by
+/// `pem` (the proxy's key), straight to `server`.
+async fn guardrail_client(server: &str, pem: &str, claims: &Claims) -> Client {
+    use temporalio_client::{ClientOptions, Connection, ConnectionOptions, Url};
+    use warden_core::identity::StaticTokenMapper;
+    use warden_temporal::{TemporalResponder, client::Guardrail, passport::PassportWriter};
+    use warden_tower::WardenLayer;
+
+    let layer = WardenLayer::builder(warden_temporal::operation_map())
+        .responder(TemporalResponder)
+        .authenticate(StaticTokenMapper::new().with_token("alice-token", claims.clone()))
+        .otherwise(RolePolicy::temporal())
+        .build()
+        .unwrap();
+    let channel = tonic::transport::Channel::from_shared(server.to_owned())
+        .unwrap()
+        .connect_lazy();
+    let key = SigningKey::from_pem(pem.as_bytes(), KEY_ID).unwrap();
+    let guardrail = Guardrail::new(layer, channel).with_passports(PassportWriter::new(
+        PassportIssuer::new("warden-proxy", key),
+    ));
+    let options = ConnectionOptions::new(Url::parse(server).unwrap())
+        .headers(HashMap::from([(
+            "authorization".to_owned(),
+            "Bearer alice-token".to_owned(),
+        )]))
+        .service_override(guardrail.into_service_override())
+        .dns_load_balancing(None)
+        .build();
+    let connection = Connection::connect(options).await.unwrap();
+    Client::new(connection, ClientOptions::new("orders").build()).unwrap()
+}
+
 async fn events(client: &Client, id: &str) -> Vec<String> {
     client
         .get_workflow_handle::<GuardedOrder>(id)
@@ -343,12 +376,23 @@ async fn worker_runs_handlers_only_for_calls_the_proxy_vouched_for_and_replays_a
     ] {
         raw_signal(&server, None, &id, amount, passport).await;
     }
+    // The client guardrail is an edge too: with the key, its allowed calls carry passports.
+    let guardrail = guardrail_client(&server, &pem, &alice_claims).await;
+    guardrail
+        .get_workflow_handle::<GuardedOrder>(&id)
+        .signal(GuardedOrder::add, 9, WorkflowSignalOptions::default())
+        .await
+        .unwrap();
     // A forged passport sent through the proxy is replaced by the proxy's own.
     raw_signal(&proxy.url(), Some(&alice_token), &id, 7, &forged).await;
 
     // Signals are handled in order: once `add:7` shows, every one before it was judged.
     let seen = events_with(&alice, &id, "add:7").await;
     assert!(seen.contains(&"add:5".to_owned()), "{seen:?}");
+    assert!(
+        seen.contains(&"add:9".to_owned()),
+        "the guardrail's signal carried a passport the worker accepted: {seen:?}"
+    );
     for refused in [
         "approve", "add:100", "add:201", "add:202", "add:203", "add:204", "add:205", "add:206",
     ] {

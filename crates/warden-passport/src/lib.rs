@@ -66,6 +66,31 @@
 //! namespace, workflow id, kind and name exactly, the input digest when the verifier is given
 //! one. Each failure is a [`Refusal`] that says which.
 //!
+//! # A verifier in another SDK
+//!
+//! A worker interceptor in Go, TypeScript or Java does what the Rust (`warden-worker`) and
+//! Python (`python/warden_worker`, about 150 lines on PyJWT) interceptors do:
+//!
+//! 1. In each inbound start, signal, query and update, read the header entry under
+//!    `warden-passport` (the payload's data, ASCII). None: refuse (`no passport`).
+//! 2. Read the JWS header without verifying: `typ` must be `warden-passport+jwt`; look up
+//!    `kid` among the trusted keys (a JWKS, as `warden proxy` serves it at its `jwks_path`);
+//!    `alg` must be the one that key is for (`OKP` → `EdDSA`, `EC` P-256 → `ES256`, `oct` →
+//!    `HS256`). Then verify the signature with that key and that algorithm only.
+//! 3. `iss` must be a trusted issuer. With *now* the workflow's own time (Go
+//!    `workflow.Now`, TypeScript `Date.now()` inside the workflow sandbox, which is
+//!    deterministic), refuse `iat` > now + leeway and now ≥ `exp` + leeway. A retired key
+//!    refuses passports with `iat` ≥ its retirement time.
+//! 4. The binding: `op.ns` and `op.wid` equal the workflow's namespace and id; for a start,
+//!    `op.kind` is `execute`, or `op.start` is `true` (signal-with-start); otherwise `op.kind`
+//!    is `signal`, `query` or `update` and `op.name` the signal name, query type or update
+//!    name. Compare `op.input` with [`input_digest`] of the raw payloads where the SDK shows
+//!    them.
+//! 5. Decide with the claims in `sub` and `cl`; refuse as the Rust crate `warden-worker`
+//!    documents: fail the start non-retryably, drop the signal, fail the query, reject the
+//!    update in its validator. Copy the start's passport into every activity's header, and
+//!    check it there without its lifetime.
+//!
 //! A key rotated out is retired ([`TrustedKeys::retire`]), not dropped: what it signed before
 //! its retirement still verifies, so recorded histories replay as they first ran.
 

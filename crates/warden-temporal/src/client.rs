@@ -27,6 +27,11 @@
 //! The claims come from the layer's claim mapper, which sees the metadata the client sends
 //! (`ConnectionOptions::api_key` becomes `authorization: Bearer …`), or from a mapper that
 //! names the process's own identity.
+//!
+//! With the `passport` feature and [`Guardrail::with_passports`], the guardrail is an edge
+//! like `warden proxy`: each start, signal, query and update it allows carries a call passport
+//! ([`crate::passport`]) for the worker to check, and any passport the caller put in the
+//! header is removed first.
 
 use std::{
     future::Future,
@@ -58,8 +63,21 @@ impl Guardrail {
     /// Guards calls with `layer` and sends allowed ones on `channel`.
     pub fn new(layer: WardenLayer, channel: Channel) -> Self {
         Self {
-            stack: layer.layer(Forward { channel }),
+            stack: layer.layer(Forward {
+                channel,
+                #[cfg(feature = "passport")]
+                passports: None,
+            }),
         }
+    }
+
+    /// Writes a passport signed by `writer`'s issuer into each allowed call that carries
+    /// one, so workers can check it.
+    #[cfg(feature = "passport")]
+    #[must_use]
+    pub fn with_passports(mut self, writer: crate::passport::PassportWriter) -> Self {
+        self.stack.get_mut().passports = Some(Arc::new(writer));
+        self
     }
 
     /// The override to put in `ConnectionOptions::service_override`.
@@ -177,19 +195,65 @@ where
 #[derive(Clone, Debug)]
 pub struct Forward {
     channel: Channel,
+    #[cfg(feature = "passport")]
+    passports: Option<Arc<crate::passport::PassportWriter>>,
 }
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Service<Request<ClassifiedBody<Full<Bytes>>>> for Forward {
     type Response = Response<tonic::body::Body>;
-    type Error = tonic::transport::Error;
+    type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Service::<Request<tonic::body::Body>>::poll_ready(&mut self.channel, cx)
+        Service::<Request<tonic::body::Body>>::poll_ready(&mut self.channel, cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: Request<ClassifiedBody<Full<Bytes>>>) -> Self::Future {
+        #[cfg(feature = "passport")]
+        if let Some(writer) = self
+            .passports
+            .clone()
+            .filter(|_| crate::passport::PassportWriter::covers(request.uri().path()))
+        {
+            // The ready channel goes with the call; a fresh clone is not ready (tower's contract).
+            let clone = self.channel.clone();
+            let mut channel = std::mem::replace(&mut self.channel, clone);
+            return Box::pin(async move {
+                let request = with_passport(&writer, request).await?;
+                Ok(channel.call(request).await?)
+            });
+        }
         let request = request.map(tonic::body::Body::new);
-        Box::pin(self.channel.call(request))
+        let call = self.channel.call(request);
+        Box::pin(async move { Ok(call.await?) })
     }
+}
+
+/// The allowed call with its message given a passport (the caller's removed).
+#[cfg(feature = "passport")]
+async fn with_passport(
+    writer: &crate::passport::PassportWriter,
+    request: Request<ClassifiedBody<Full<Bytes>>>,
+) -> Result<Request<tonic::body::Body>, BoxError> {
+    use warden_tower::{CallExt, message};
+
+    let (parts, body) = request.into_parts();
+    let framed = body.collect().await?.to_bytes();
+    // The client framed this one message itself: its length is the limit.
+    let message = message::unframe(&parts.headers, &framed, framed.len())?;
+    let claims = parts
+        .extensions
+        .warden_call()
+        .filter(|call| call.decision().is_some_and(|d| d.is_allowed()))
+        .and_then(|call| call.claims());
+    let written = writer
+        .write(parts.uri.path(), &message, claims.map(Arc::as_ref))
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let framed = written.map_or(framed, |message| message::frame(&message));
+    Ok(Request::from_parts(
+        parts,
+        tonic::body::Body::new(Full::new(framed)),
+    ))
 }

@@ -219,6 +219,23 @@ pub struct Warden<S> {
     inner: Classify<S>,
 }
 
+impl<S> Warden<S> {
+    /// The service Warden guards.
+    pub fn get_ref(&self) -> &S {
+        self.inner.get_ref()
+    }
+
+    /// The service Warden guards, mutably: for settings made after the stack is built.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.inner.get_mut()
+    }
+
+    /// The guarded service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner.into_inner()
+    }
+}
+
 impl<S, B, ResB> Service<Request<B>> for Warden<S>
 where
     S: Service<Request<ClassifiedBody<B>>, Response = Response<ResB>> + Clone,

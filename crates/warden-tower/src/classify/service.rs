@@ -38,6 +38,21 @@ enum Route {
 }
 
 impl<S> Classify<S> {
+    /// The service calls go on to.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The service calls go on to, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
     fn route<B>(&self, request: &Request<B>) -> Route {
         let path = request.uri().path();
         let grpc = |rejection| Route::Refuse {
