@@ -100,7 +100,7 @@ impl Guardrail {
             .map_err(|e| Status::unavailable(format!("connecting to the frontend: {e}")))?;
         let response = match stack.call(request).await {
             Ok(response) => response,
-            Err(error) => return Err(Status::from_error(error.into())),
+            Err(error) => return Err(Status::from_error(error)),
         };
         grpc_response(response).await
     }
