@@ -1,8 +1,8 @@
 //! Issuing and verifying passports; the format is in the [crate docs](crate#the-format).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashSet},
-    sync::Arc,
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -126,7 +126,7 @@ impl Forward {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Wire {
     iss: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,7 +138,7 @@ struct Wire {
     cl: WireClaims,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct WireOp {
     ns: String,
     wid: String,
@@ -151,7 +151,7 @@ struct WireOp {
     start: bool,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct WireClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     system: Option<String>,
@@ -381,6 +381,32 @@ pub struct Verifier {
     keys: TrustedKeys,
     issuers: Vec<String>,
     leeway: u64,
+    cache: Option<Arc<SignatureCache>>,
+}
+
+/// Passports whose signature verified, by their text: the signature is the costly part of a
+/// check, and the same passport is checked again when a workflow's history replays (after
+/// an eviction, a restart, or a query). Everything but the signature is checked every time.
+#[derive(Debug)]
+struct SignatureCache {
+    capacity: usize,
+    verified: Mutex<HashMap<Box<str>, (Arc<str>, Wire)>>,
+}
+
+impl SignatureCache {
+    fn get(&self, token: &str) -> Option<(Arc<str>, Wire)> {
+        self.verified.lock().ok()?.get(token).cloned()
+    }
+
+    fn insert(&self, token: &str, kid: Arc<str>, wire: &Wire) {
+        if let Ok(mut verified) = self.verified.lock() {
+            // Bounded: a full cache starts over rather than tracking recency on every hit.
+            if verified.len() >= self.capacity {
+                verified.clear();
+            }
+            verified.insert(token.into(), (kid, wire.clone()));
+        }
+    }
 }
 
 impl Verifier {
@@ -390,6 +416,7 @@ impl Verifier {
             keys,
             issuers: vec![issuer.into()],
             leeway: 5,
+            cache: None,
         }
     }
 
@@ -397,6 +424,20 @@ impl Verifier {
     #[must_use]
     pub fn also_issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Keeps up to `capacity` passports whose signature verified, so checking one again
+    /// (a replayed history, a query burst) skips the signature; the lifetime, issuer, key
+    /// retirement and binding are still checked every time. Off by default.
+    #[must_use]
+    pub fn cache(mut self, capacity: usize) -> Self {
+        self.cache = (capacity > 0).then(|| {
+            Arc::new(SignatureCache {
+                capacity,
+                verified: Mutex::new(HashMap::new()),
+            })
+        });
         self
     }
 
@@ -429,37 +470,19 @@ impl Verifier {
         expected: &Binding,
         now: Option<u64>,
     ) -> Result<Passport, Refusal> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| Refusal::Malformed("not a compact JWS".into()))?;
-        if header.typ.as_deref() != Some(TYPE) {
-            return Err(Refusal::Malformed(format!("`typ` is not {TYPE}")));
-        }
-        let kid = header.kid.clone();
-        let Some(trusted) = kid.as_deref().and_then(|kid| self.keys.get(kid)) else {
-            return Err(Refusal::UntrustedKey { kid });
+        let (kid, wire) = match self.cache.as_ref().and_then(|cache| cache.get(token)) {
+            Some(verified) => verified,
+            None => {
+                let (kid, wire) = self.signed(token)?;
+                if let Some(cache) = &self.cache {
+                    cache.insert(token, Arc::clone(&kid), &wire);
+                }
+                (kid, wire)
+            }
         };
-        let kid = kid.unwrap_or_default();
-        let algorithm = &trusted.algorithm;
-        if header.alg != *algorithm {
-            return Err(Refusal::Algorithm {
-                kid,
-                found: format!("{:?}", header.alg),
-            });
-        }
-        let mut validation = Validation::new(*algorithm);
-        // Times are checked below against the caller's clock, the rest against the binding.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims = HashSet::new();
-        let wire = jsonwebtoken::decode::<Wire>(token, &trusted.key, &validation)
-            .map_err(|error| match error.kind() {
-                ErrorKind::InvalidSignature => Refusal::Signature,
-                ErrorKind::Json(e) => Refusal::Malformed(format!("payload: {e}")),
-                _ => Refusal::Malformed(error.to_string()),
-            })?
-            .claims;
-        if let Some(retired_at) = trusted.retired_at
+        let kid = kid.to_string();
+        let retired_at = self.keys.get(&kid).and_then(|key| key.retired_at);
+        if let Some(retired_at) = retired_at
             && wire.iat >= retired_at
         {
             return Err(Refusal::RetiredKey {
@@ -495,6 +518,44 @@ impl Verifier {
             issued_at: wire.iat,
             expires_at: wire.exp,
         })
+    }
+}
+
+impl Verifier {
+    /// The signature step: the header, the key it names, the algorithm, the signature and
+    /// the payload's shape.
+    fn signed(&self, token: &str) -> Result<(Arc<str>, Wire), Refusal> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| Refusal::Malformed("not a compact JWS".into()))?;
+        if header.typ.as_deref() != Some(TYPE) {
+            return Err(Refusal::Malformed(format!("`typ` is not {TYPE}")));
+        }
+        let kid = header.kid.clone();
+        let Some(trusted) = kid.as_deref().and_then(|kid| self.keys.get(kid)) else {
+            return Err(Refusal::UntrustedKey { kid });
+        };
+        let kid = kid.unwrap_or_default();
+        let algorithm = &trusted.algorithm;
+        if header.alg != *algorithm {
+            return Err(Refusal::Algorithm {
+                kid,
+                found: format!("{:?}", header.alg),
+            });
+        }
+        let mut validation = Validation::new(*algorithm);
+        // Times are checked against the caller's clock, the rest against the binding.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims = HashSet::new();
+        let wire = jsonwebtoken::decode::<Wire>(token, &trusted.key, &validation)
+            .map_err(|error| match error.kind() {
+                ErrorKind::InvalidSignature => Refusal::Signature,
+                ErrorKind::Json(e) => Refusal::Malformed(format!("payload: {e}")),
+                _ => Refusal::Malformed(error.to_string()),
+            })?
+            .claims;
+        Ok((kid.into(), wire))
     }
 }
 

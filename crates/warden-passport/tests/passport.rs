@@ -447,3 +447,35 @@ fn verify_issued_skips_the_lifetime_and_nothing_else() {
     let other = Binding::new("orders", "order-9", OperationKind::Signal).with_name("approve");
     assert!(verifier.verify_issued(&token, &other).is_err());
 }
+
+#[test]
+fn a_cached_signature_still_faces_every_other_check() {
+    let (key, _) = ed25519("k1");
+    let verifier = verifier(&key).cache(1);
+    let token = Issuer::new("warden-proxy", key.clone())
+        .issue_at(&alice(), &approve(), NOW)
+        .unwrap();
+    let first = verifier.verify(&token, &approve(), NOW).unwrap();
+    assert_eq!(verifier.verify(&token, &approve(), NOW).unwrap(), first);
+    // Cached, yet expired later, bound to another call, or beyond a retirement: refused.
+    assert!(matches!(
+        verifier.verify(&token, &approve(), NOW + 3_600),
+        Err(Refusal::Expired { .. })
+    ));
+    let other = Binding::new("orders", "order-2", OperationKind::Signal).with_name("approve");
+    assert!(matches!(
+        verifier.verify(&token, &other, NOW),
+        Err(Refusal::Binding { .. })
+    ));
+    // A second passport pushes the first out of a cache of one; both still verify.
+    let second = Issuer::new("warden-proxy", key)
+        .issue_at(&alice(), &approve(), NOW + 1)
+        .unwrap();
+    assert!(verifier.verify(&second, &approve(), NOW + 1).is_ok());
+    assert_eq!(verifier.verify(&token, &approve(), NOW).unwrap(), first);
+    // A tampered copy is not the cached text: its signature is checked, and fails.
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    assert!(verifier.verify(&tampered, &approve(), NOW).is_err());
+}
