@@ -390,11 +390,14 @@ pub struct Verifier {
 #[derive(Debug)]
 struct SignatureCache {
     capacity: usize,
-    verified: Mutex<HashMap<Box<str>, (Arc<str>, Wire)>>,
+    verified: Mutex<HashMap<Box<str>, Signed>>,
 }
 
+/// A passport whose signature verified: the key that signed it, and its payload.
+type Signed = (Arc<str>, Wire);
+
 impl SignatureCache {
-    fn get(&self, token: &str) -> Option<(Arc<str>, Wire)> {
+    fn get(&self, token: &str) -> Option<Signed> {
         self.verified.lock().ok()?.get(token).cloned()
     }
 
@@ -524,7 +527,7 @@ impl Verifier {
 impl Verifier {
     /// The signature step: the header, the key it names, the algorithm, the signature and
     /// the payload's shape.
-    fn signed(&self, token: &str) -> Result<(Arc<str>, Wire), Refusal> {
+    fn signed(&self, token: &str) -> Result<Signed, Refusal> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Refusal::Malformed("not a compact JWS".into()))?;
         if header.typ.as_deref() != Some(TYPE) {

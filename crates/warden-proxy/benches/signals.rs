@@ -1,5 +1,6 @@
-//! Signals per second and signal latency against a real Temporal dev server, directly and
-//! through `warden proxy`, in one run.
+//! Signals per second and signal latency against a real Temporal dev server, directly,
+//! through `warden proxy`, and through `warden proxy` writing a call passport into each
+//! signal, in one run.
 //!
 //! ```sh
 //! cargo bench -p warden-proxy --bench signals            # 9 rounds of 3 s per side
@@ -11,8 +12,8 @@
 //! policy over an in-memory instance store for signals. Each round starts fresh workflows
 //! for each side (through the proxy, so their initiator is recorded), then `CONCURRENCY` tasks
 //! signal them for the round's duration over one HTTP/2 connection per side; which side goes
-//! first alternates between rounds, so both see the same machine and neither inherits the
-//! other's warm state. Needs the `temporal` CLI (`./scripts/test.sh` installs it).
+//! first rotates between rounds, so all see the same machine and none inherits another's
+//! warm state. Needs the `temporal` CLI (`./scripts/test.sh` installs it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -189,10 +190,11 @@ async fn main() {
     let key = SigningKey::ec("bench");
     let jwks = JwksServer::start(&[&key]).await;
     let token: Arc<str> = key.sign(&claims("bench-writer", &["orders:writer"])).into();
-    let config = ProxyConfig::parse(
-        std::path::Path::new("bench.toml"),
-        &format!(
-            r#"
+    let config = |passport: &str| {
+        ProxyConfig::parse(
+            std::path::Path::new("bench.toml"),
+            &format!(
+                r#"
 [listen]
 address = "127.0.0.1:0"
 [upstream]
@@ -207,59 +209,83 @@ type = "initiator"
 [authorize]
 default = ["roles"]
 signal = ["roles", "owner"]
+{passport}
 "#,
-            upstream = server.address,
-            mapper = jwks_mapper_toml(&jwks.url),
-        ),
-    )
-    .unwrap();
-    let proxy = Proxy::start(config, std::path::Path::new("."))
+                upstream = server.address,
+                mapper = jwks_mapper_toml(&jwks.url),
+            ),
+        )
+        .unwrap()
+    };
+    let proxy = Proxy::start(config(""), std::path::Path::new("."))
         .await
         .unwrap();
-    let proxied = workflow_client(&proxy.local_addr().to_string()).await;
-    let direct = workflow_client(&server.address).await;
+    // The same proxy writing an Ed25519 passport into every signal.
+    let keys = std::env::temp_dir().join(format!("warden-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(
+        keys.join("passport.pem"),
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
+            .unwrap()
+            .serialize_pem(),
+    )
+    .unwrap();
+    let passport_proxy = Proxy::start(
+        config("[passport]\nissuer = \"warden-proxy\"\nkey_file = \"passport.pem\"\nkey_id = \"edge-1\""),
+        &keys,
+    )
+    .await
+    .unwrap();
+    let sides = [
+        ("direct", workflow_client(&server.address).await),
+        (
+            "through warden proxy",
+            workflow_client(&proxy.local_addr().to_string()).await,
+        ),
+        (
+            "through warden proxy, writing passports",
+            workflow_client(&passport_proxy.local_addr().to_string()).await,
+        ),
+    ];
+    let proxied = &sides[1].1;
 
     // Warm-up: connections, the token cache, the server's namespace caches.
-    let ids = Arc::new(start_workflows(&proxied, &token, 0).await);
-    signal_round(&direct, &token, &ids, Duration::from_millis(500)).await;
-    signal_round(&proxied, &token, &ids, Duration::from_millis(500)).await;
+    let ids = Arc::new(start_workflows(proxied, &token, 0).await);
+    for (_, client) in &sides {
+        signal_round(client, &token, &ids, Duration::from_millis(500)).await;
+    }
 
-    let mut direct_rounds = Vec::new();
-    let mut proxy_rounds = Vec::new();
+    let mut results: Vec<Vec<Round>> = sides.iter().map(|_| Vec::new()).collect();
     for round in 1..=rounds {
-        // Each side signals its own fresh workflows, started before either side runs, and the
-        // side that goes first alternates: neither inherits warmer state from the other.
-        let for_direct = Arc::new(start_workflows(&proxied, &token, 2 * round).await);
-        let for_proxy = Arc::new(start_workflows(&proxied, &token, 2 * round + 1).await);
+        // Each side signals its own fresh workflows, started before any side runs, and the
+        // side that goes first rotates: none inherits warmer state from another.
+        let mut fresh = Vec::new();
+        for side in 0..sides.len() {
+            fresh.push(Arc::new(
+                start_workflows(proxied, &token, sides.len() * round + side).await,
+            ));
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if round % 2 == 1 {
-            direct_rounds.push(signal_round(&direct, &token, &for_direct, duration).await);
-            proxy_rounds.push(signal_round(&proxied, &token, &for_proxy, duration).await);
-        } else {
-            proxy_rounds.push(signal_round(&proxied, &token, &for_proxy, duration).await);
-            direct_rounds.push(signal_round(&direct, &token, &for_direct, duration).await);
+        for turn in 0..sides.len() {
+            let side = (round + turn) % sides.len();
+            let round = signal_round(&sides[side].1, &token, &fresh[side], duration).await;
+            results[side].push(round);
         }
     }
 
     println!(
-        "signals against a Temporal dev server: {rounds} alternating rounds of {duration:?} per side, {CONCURRENCY} concurrent callers, one HTTP/2 connection each side"
+        "signals against a Temporal dev server: {rounds} rotating rounds of {duration:?} per side, {CONCURRENCY} concurrent callers, one HTTP/2 connection each side"
     );
     println!();
     println!("| path | signals/s (median of rounds) | p50 | p99 | bench-process CPU per signal |");
     println!("|---|---|---|---|---|");
-    let mut throughput = Vec::new();
-    for (name, rounds) in [
-        ("direct", &direct_rounds),
-        ("through warden proxy", &proxy_rounds),
-    ] {
+    for ((name, _), rounds) in sides.iter().zip(&results) {
         let rates: Vec<f64> = rounds
             .iter()
             .map(|r| r.signals as f64 / r.seconds)
             .collect();
         let mut all: Vec<f64> = rounds.iter().flat_map(|r| r.latencies_us.clone()).collect();
         all.sort_by(f64::total_cmp);
-        let rate = median(rates);
-        throughput.push(rate);
         let cpu_us = median(
             rounds
                 .iter()
@@ -267,22 +293,28 @@ signal = ["roles", "owner"]
                 .collect(),
         );
         println!(
-            "| {name} | {rate:.0} | {:.0} µs | {:.0} µs | {cpu_us:.0} µs |",
+            "| {name} | {:.0} | {:.0} µs | {:.0} µs | {cpu_us:.0} µs |",
+            median(rates),
             percentile(&all, 0.5),
             percentile(&all, 0.99)
         );
     }
-    let ratios: Vec<f64> = direct_rounds
-        .iter()
-        .zip(&proxy_rounds)
-        .map(|(d, p)| (p.signals as f64 / p.seconds) / (d.signals as f64 / d.seconds))
-        .collect();
     println!();
-    println!(
-        "proxy / direct throughput: {:.3} (median of per-round ratios {:?}); goal ≥ 0.90",
-        median(ratios.clone()),
-        ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>()
-    );
+    for (side, (name, _)) in sides.iter().enumerate().skip(1) {
+        let ratios: Vec<f64> = results[0]
+            .iter()
+            .zip(&results[side])
+            .map(|(d, p)| (p.signals as f64 / p.seconds) / (d.signals as f64 / d.seconds))
+            .collect();
+        println!(
+            "{name} / direct throughput: {:.3} (median of per-round ratios {:?}); goal ≥ 0.90",
+            median(ratios.clone()),
+            ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>()
+        );
+    }
+    passport_proxy.shutdown();
+    let _ = passport_proxy.wait().await;
+    let _ = std::fs::remove_dir_all(&keys);
     proxy.shutdown();
     let _ = proxy.wait().await;
 }
