@@ -6,13 +6,15 @@
 //! `cargo bench --bench passports` (`-- --quick` for a short run). Each figure is the median
 //! over interleaved rounds of the time per operation in a batch.
 //!
-//! - floor (sign): an Ed25519 signature over a passport-sized message, which any passport
-//!   costs the edge;
+//! - floor (sign): an Ed25519 signature over the passport's signing input with a key derived
+//!   once, which any passport costs the edge; beside it `jsonwebtoken`'s signature, which
+//!   derives the key again on every call (Warden signs Ed25519 passports directly for that
+//!   reason);
 //! - `Issuer::issue`: the passport's JSON, base64 and signature;
 //! - `PassportWriter::write`: decoding the signal, the input digest, issuing, removing the
 //!   caller's entry and appending the proxy's, every other byte kept;
-//! - floor (verify): checking an Ed25519 signature, which any worker must do at least once
-//!   per passport;
+//! - floor (verify): checking an Ed25519 signature with a key decoded once, which any worker
+//!   must do at least once per passport; beside it `jsonwebtoken`'s check;
 //! - `Verifier::verify`: cold, every check;
 //! - `Verifier::verify` with `cache(..)`: the signature from the cache, every other check run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -109,13 +111,20 @@ fn main() {
             .unwrap()
     );
 
+    use ed25519_dalek::{Signer, Verifier as _, pkcs8::DecodePrivateKey};
+    let dalek = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap();
+    let dalek_public = dalek.verifying_key();
+    let dalek_signature = dalek.sign(signing_input.as_bytes());
+
     let names = [
-        "floor (sign)",
+        "jsonwebtoken sign (derives the key each time)",
         "Issuer::issue",
         "PassportWriter::write (signal)",
-        "floor (verify)",
+        "jsonwebtoken verify (decodes the key each time)",
         "Verifier::verify, cold",
         "Verifier::verify, cached",
+        "floor (sign): Ed25519, key derived once",
+        "floor (verify): Ed25519, key decoded once",
     ];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for _ in 0..rounds {
@@ -156,6 +165,14 @@ fn main() {
         samples[5].push(time_per_op(batch, || {
             black_box(cached.verify(black_box(&token), &expected, now).unwrap());
         }));
+        samples[6].push(time_per_op(batch, || {
+            black_box(dalek.sign(black_box(signing_input.as_bytes())));
+        }));
+        samples[7].push(time_per_op(batch, || {
+            dalek_public
+                .verify(black_box(signing_input.as_bytes()), &dalek_signature)
+                .unwrap();
+        }));
     }
     println!(
         "passports, Ed25519, {rounds} interleaved rounds of {batch} (median µs per operation)"
@@ -170,8 +187,8 @@ fn main() {
     println!();
     println!(
         "write / sign floor: {:.2}×; cold verify / verify floor: {:.2}×; cached / cold: {:.3}",
-        medians[2] / medians[0],
-        medians[4] / medians[3],
+        medians[2] / medians[6],
+        medians[4] / medians[7],
         medians[5] / medians[4]
     );
 }

@@ -2,6 +2,7 @@
 
 use std::{collections::HashMap, fmt, path::Path, sync::Arc};
 
+use ed25519_dalek::pkcs8::DecodePrivateKey;
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey,
     jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse},
@@ -63,6 +64,8 @@ pub struct SigningKey {
     pub(crate) kid: Arc<str>,
     pub(crate) algorithm: Algorithm,
     pub(crate) encoding: EncodingKey,
+    /// An Ed25519 key, derived once: every passport is signed with it directly.
+    pub(crate) ed25519: Option<Arc<ed25519_dalek::SigningKey>>,
     /// The public half, as a JWK (asymmetric keys only).
     public: Option<Jwk>,
 }
@@ -100,6 +103,16 @@ impl SigningKey {
         Ok(Self {
             kid,
             algorithm,
+            ed25519: match algorithm {
+                Algorithm::EdDSA => Some(Arc::new(
+                    ed25519_dalek::SigningKey::from_pkcs8_der(encoding.as_bytes()).map_err(
+                        |e| KeyError::NotAPrivateKey {
+                            reason: e.to_string(),
+                        },
+                    )?,
+                )),
+                _ => None,
+            },
             encoding,
             public: Some(public),
         })
@@ -120,6 +133,7 @@ impl SigningKey {
             kid: kid.into(),
             algorithm: Algorithm::HS256,
             encoding: EncodingKey::from_secret(secret),
+            ed25519: None,
             public: None,
         })
     }
@@ -180,6 +194,8 @@ pub struct TrustedKeys {
 pub(crate) struct TrustedKey {
     pub(crate) algorithm: Algorithm,
     pub(crate) key: DecodingKey,
+    /// An Ed25519 public key, decoded once: passports are verified with it directly.
+    pub(crate) ed25519: Option<ed25519_dalek::VerifyingKey>,
     /// Passports issued at or after this time (seconds since the Unix epoch) are refused.
     pub(crate) retired_at: Option<u64>,
 }
@@ -198,7 +214,13 @@ impl TrustedKeys {
         Self::default()
     }
 
-    fn add(&mut self, kid: &str, algorithm: Algorithm, key: DecodingKey) -> Result<(), KeyError> {
+    fn add(
+        &mut self,
+        kid: &str,
+        algorithm: Algorithm,
+        key: DecodingKey,
+        ed25519: Option<ed25519_dalek::VerifyingKey>,
+    ) -> Result<(), KeyError> {
         if self.keys.contains_key(kid) {
             return Err(KeyError::DuplicateKeyId(kid.to_owned()));
         }
@@ -207,6 +229,7 @@ impl TrustedKeys {
             TrustedKey {
                 algorithm,
                 key,
+                ed25519,
                 retired_at: None,
             },
         );
@@ -227,7 +250,20 @@ impl TrustedKeys {
     /// Trusts a public key in PEM (SPKI): Ed25519 for `EdDSA`, P-256 for `ES256`.
     pub fn with_public_pem(mut self, pem: &[u8], kid: &str) -> Result<Self, KeyError> {
         let (algorithm, key) = match DecodingKey::from_ed_pem(pem) {
-            Ok(key) => (Algorithm::EdDSA, key),
+            Ok(key) => {
+                use ed25519_dalek::pkcs8::DecodePublicKey;
+                let text = std::str::from_utf8(pem).map_err(|e| KeyError::NotAPublicKey {
+                    reason: e.to_string(),
+                })?;
+                let ed25519 =
+                    ed25519_dalek::VerifyingKey::from_public_key_pem(text).map_err(|e| {
+                        KeyError::NotAPublicKey {
+                            reason: e.to_string(),
+                        }
+                    })?;
+                self.add(kid, Algorithm::EdDSA, key, Some(ed25519))?;
+                return Ok(self);
+            }
             Err(ed) => match DecodingKey::from_ec_pem(pem) {
                 Ok(key) => (Algorithm::ES256, key),
                 Err(ec) => {
@@ -237,7 +273,7 @@ impl TrustedKeys {
                 }
             },
         };
-        self.add(kid, algorithm, key)?;
+        self.add(kid, algorithm, key, None)?;
         Ok(self)
     }
 
@@ -252,7 +288,12 @@ impl TrustedKeys {
         if secret.len() < 32 {
             return Err(KeyError::ShortSecret);
         }
-        self.add(kid, Algorithm::HS256, DecodingKey::from_secret(secret))?;
+        self.add(
+            kid,
+            Algorithm::HS256,
+            DecodingKey::from_secret(secret),
+            None,
+        )?;
         Ok(self)
     }
 
@@ -286,7 +327,22 @@ impl TrustedKeys {
             )));
         }
         let key = DecodingKey::from_jwk(jwk).map_err(|e| refuse(e.to_string()))?;
-        self.add(kid, algorithm, key)?;
+        let ed25519 = match &jwk.algorithm {
+            AlgorithmParameters::OctetKeyPair(p) => {
+                use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+                let x = URL_SAFE_NO_PAD
+                    .decode(&p.x)
+                    .ok()
+                    .and_then(|x| <[u8; 32]>::try_from(x).ok())
+                    .ok_or_else(|| refuse("`x` is not 32 bytes of base64url".into()))?;
+                Some(
+                    ed25519_dalek::VerifyingKey::from_bytes(&x)
+                        .map_err(|e| refuse(e.to_string()))?,
+                )
+            }
+            _ => None,
+        };
+        self.add(kid, algorithm, key, ed25519)?;
         Ok(self)
     }
 
@@ -307,6 +363,7 @@ impl TrustedKeys {
                     &key.kid,
                     Algorithm::HS256,
                     DecodingKey::from_secret(key.encoding.as_bytes()),
+                    None,
                 )?;
                 Ok(this)
             }

@@ -6,6 +6,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -275,9 +276,50 @@ impl Issuer {
         let mut header = Header::new(self.key.algorithm);
         header.kid = Some(self.key.kid.to_string());
         header.typ = Some(TYPE.to_owned());
-        jsonwebtoken::encode(&header, &wire, &self.key.encoding)
-            .map_err(|e| IssueError(e.to_string()))
+        match &self.key.ed25519 {
+            Some(key) => ed25519_jws(key, &header, &wire),
+            None => jsonwebtoken::encode(&header, &wire, &self.key.encoding)
+                .map_err(|e| IssueError(e.to_string())),
+        }
     }
+}
+
+/// The compact JWS of `payload` under `header`, signed with an Ed25519 key derived once:
+/// what `jsonwebtoken::encode` writes, at half the cost.
+fn ed25519_jws(
+    key: &ed25519_dalek::SigningKey,
+    header: &Header,
+    payload: &Wire,
+) -> Result<String, IssueError> {
+    use ed25519_dalek::Signer;
+    let json = |value: Result<Vec<u8>, serde_json::Error>| {
+        value
+            .map(|bytes| URL_SAFE_NO_PAD.encode(bytes))
+            .map_err(|e| IssueError(e.to_string()))
+    };
+    let mut token = json(serde_json::to_vec(header))?;
+    token.push('.');
+    token.push_str(&json(serde_json::to_vec(payload))?);
+    let signature = key.sign(token.as_bytes());
+    token.push('.');
+    token.push_str(&URL_SAFE_NO_PAD.encode(signature.to_bytes()));
+    Ok(token)
+}
+
+/// The payload of `token` if its Ed25519 signature verifies with `key`.
+fn ed25519_verified(key: &ed25519_dalek::VerifyingKey, token: &str) -> Result<Wire, Refusal> {
+    let malformed = || Refusal::Malformed("not a compact JWS".into());
+    let (signing_input, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
+    let (_, payload) = signing_input.split_once('.').ok_or_else(malformed)?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .ok()
+        .and_then(|bytes| ed25519_dalek::Signature::from_slice(&bytes).ok())
+        .ok_or(Refusal::Signature)?;
+    key.verify_strict(signing_input.as_bytes(), &signature)
+        .map_err(|_| Refusal::Signature)?;
+    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| malformed())?;
+    serde_json::from_slice(&payload).map_err(|e| Refusal::Malformed(format!("payload: {e}")))
 }
 
 fn unix_now() -> u64 {
@@ -544,6 +586,9 @@ impl Verifier {
                 kid,
                 found: format!("{:?}", header.alg),
             });
+        }
+        if let Some(key) = &trusted.ed25519 {
+            return Ok((kid.into(), ed25519_verified(key, token)?));
         }
         let mut validation = Validation::new(*algorithm);
         // Times are checked against the caller's clock, the rest against the binding.

@@ -479,3 +479,31 @@ fn a_cached_signature_still_faces_every_other_check() {
     tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
     assert!(verifier.verify(&tampered, &approve(), NOW).is_err());
 }
+
+#[test]
+fn ed25519_passports_signed_by_a_stock_library_verify_and_ours_match_its_format() {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let key = SigningKey::from_pem(pair.serialize_pem().as_bytes(), "k1").unwrap();
+    let verifier = verifier(&key);
+    // Signed by jsonwebtoken itself, from the same PEM.
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("k1".into());
+    header.typ = Some(TYPE.into());
+    let payload = json!({
+        "iss": "warden-proxy", "sub": "alice", "iat": NOW, "exp": NOW + 60,
+        "op": {"ns": "orders", "wid": "order-1", "kind": "signal", "name": "approve"},
+    });
+    let encoding = jsonwebtoken::EncodingKey::from_ed_pem(pair.serialize_pem().as_bytes()).unwrap();
+    let stock = jsonwebtoken::encode(&header, &payload, &encoding).unwrap();
+    assert!(verifier.verify(&stock, &approve(), NOW).is_ok());
+    // And a passport Warden signed verifies with jsonwebtoken's own verification.
+    let ours = Issuer::new("warden-proxy", key.clone())
+        .issue_at(&alice(), &approve(), NOW)
+        .unwrap();
+    assert!(verifier.verify(&ours, &approve(), NOW).is_ok());
+    let decoding = jsonwebtoken::DecodingKey::from_jwk(key.public_jwk().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(&ours, &decoding, &validation).unwrap();
+}

@@ -247,11 +247,13 @@ signal = ["roles", "owner"]
             workflow_client(&passport_proxy.local_addr().to_string()).await,
         ),
     ];
-    let proxied = &sides[1].1;
+    // Each proxy records the initiators of what it starts in its own store, so a side's
+    // workflows are started through its proxy (the direct side's through the plain one).
+    let starter = |side: usize| &sides[side.max(1)].1;
 
     // Warm-up: connections, the token cache, the server's namespace caches.
-    let ids = Arc::new(start_workflows(proxied, &token, 0).await);
-    for (_, client) in &sides {
+    for (side, (_, client)) in sides.iter().enumerate() {
+        let ids = Arc::new(start_workflows(starter(side), &token, side).await);
         signal_round(client, &token, &ids, Duration::from_millis(500)).await;
     }
 
@@ -262,7 +264,7 @@ signal = ["roles", "owner"]
         let mut fresh = Vec::new();
         for side in 0..sides.len() {
             fresh.push(Arc::new(
-                start_workflows(proxied, &token, sides.len() * round + side).await,
+                start_workflows(starter(side), &token, sides.len() * (round + 1) + side).await,
             ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
