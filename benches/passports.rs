@@ -16,7 +16,9 @@
 //! - floor (verify): checking an Ed25519 signature with a key decoded once, which any worker
 //!   must do at least once per passport; beside it `jsonwebtoken`'s check;
 //! - `Verifier::verify`: cold, every check;
-//! - `Verifier::verify` with `cache(..)`: the signature from the cache, every other check run.
+//! - `Verifier::verify` with `cache(..)`: the signature from the cache, every other check run;
+//! - `PassportWriter::write` with an HS256 secret, for comparison (every worker then holds
+//!   the signing secret).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -55,6 +57,10 @@ fn main() {
     let key = SigningKey::from_pem(pem.as_bytes(), "edge-1").unwrap();
     let issuer = Issuer::new("warden-proxy", key.clone());
     let writer = PassportWriter::new(issuer.clone());
+    let hs256 = PassportWriter::new(Issuer::new(
+        "warden-proxy",
+        SigningKey::from_secret(&[7; 32], "edge-hs").unwrap(),
+    ));
     let trusted = TrustedKeys::new().with_signing_key(&key).unwrap();
     let cold = Verifier::new(trusted.clone(), "warden-proxy");
     let cached = Verifier::new(trusted, "warden-proxy").cache(1_024);
@@ -125,6 +131,7 @@ fn main() {
         "Verifier::verify, cached",
         "floor (sign): Ed25519, key derived once",
         "floor (verify): Ed25519, key decoded once",
+        "PassportWriter::write (signal), HS256",
     ];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for _ in 0..rounds {
@@ -167,6 +174,13 @@ fn main() {
         }));
         samples[6].push(time_per_op(batch, || {
             black_box(dalek.sign(black_box(signing_input.as_bytes())));
+        }));
+        samples[8].push(time_per_op(batch, || {
+            black_box(
+                hs256
+                    .write(SIGNAL, black_box(&signal), Some(&claims))
+                    .unwrap(),
+            );
         }));
         samples[7].push(time_per_op(batch, || {
             dalek_public

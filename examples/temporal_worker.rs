@@ -109,22 +109,26 @@ async fn connect(target: &str, token: Option<&str>) -> Client {
 
 /// The worker's guard: Temporal's roles, as the proxy's, and approvals only by admins.
 fn guard(trusted: TrustedKeys) -> WorkerGuard {
-    WorkerGuard::builder(Verifier::new(trusted, "warden-proxy").leeway(30))
-        .policy_for_all(RolePolicy::temporal())
-        .signal(policy_fn("approvals", |request| {
-            let admin = request
-                .subject
-                .namespaces
-                .get("orders")
-                .is_some_and(|roles| roles.at_least(Roles::ADMIN));
-            if request.operation.name.as_deref() == Some("approve") && !admin {
-                Decision::deny("approvals", "only an admin of orders approves")
-            } else {
-                Decision::allow("approvals")
-            }
-        }))
-        .build()
-        .expect("deterministic policies")
+    WorkerGuard::builder(
+        Verifier::new(trusted, "warden-proxy")
+            .leeway(30)
+            .cache(10_000),
+    )
+    .policy_for_all(RolePolicy::temporal())
+    .signal(policy_fn("approvals", |request| {
+        let admin = request
+            .subject
+            .namespaces
+            .get("orders")
+            .is_some_and(|roles| roles.at_least(Roles::ADMIN));
+        if request.operation.name.as_deref() == Some("approve") && !admin {
+            Decision::deny("approvals", "only an admin of orders approves")
+        } else {
+            Decision::allow("approvals")
+        }
+    }))
+    .build()
+    .expect("deterministic policies")
 }
 
 /// The worker, on its own thread (the SDK's worker future is not `Send`).

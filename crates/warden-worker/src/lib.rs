@@ -73,6 +73,15 @@
 //! The verifier's leeway ([`Verifier::leeway`](warden_passport::Verifier::leeway)) is how
 //! much of that is tolerated; a worker that may fall minutes behind needs minutes of leeway.
 //!
+//! # Cost
+//!
+//! Verifying a passport is one Ed25519 signature check, about 50 µs on the machine of
+//! `BENCHMARKS.md`. A workflow's jobs are checked again whenever its history replays (after an
+//! eviction or a restart), so give the verifier a cache
+//! ([`Verifier::cache`](warden_passport::Verifier::cache)): a passport whose signature
+//! verified once is then checked in under a microsecond, every check but the signature run
+//! again.
+//!
 //! # Activities
 //!
 //! The passport that started the workflow travels to its activities: the workflow
