@@ -854,3 +854,72 @@ kinds = ["update"]
         "{calls:?}"
     );
 }
+
+#[test]
+fn passport_keys_load_from_pem_or_jwk_and_bad_passport_settings_exit_2() {
+    let pem = support::ed25519_pem();
+    let jwk = r#"{"kty":"OKP","crv":"Ed25519","kid":"edge-jwk","d":"BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU"}"#;
+    let passport =
+        |table: &str| format!("{MINIMAL}\n[passport]\nissuer = \"warden-proxy\"\n{table}\n");
+    for (what, table) in [
+        (
+            "a PEM key with its id",
+            "key_file = \"key.pem\"\nkey_id = \"edge-1\"",
+        ),
+        ("a private JWK with its own kid", "key_file = \"key.jwk\""),
+        ("a secret", "secret_file = \"secret\"\nkey_id = \"edge-hs\""),
+    ] {
+        let (code, stderr) = run_check(&[
+            ("proxy.toml", &passport(table)),
+            ("key.pem", &pem),
+            ("key.jwk", jwk),
+            ("secret", "0123456789abcdef0123456789abcdef\n"),
+        ]);
+        assert_eq!(code, 0, "{what}: {stderr}");
+    }
+    for (what, table, expected) in [
+        (
+            "a PEM key without an id",
+            "key_file = \"key.pem\"",
+            "passport.key_id",
+        ),
+        (
+            "a JWK whose kid disagrees",
+            "key_file = \"key.jwk\"\nkey_id = \"other\"",
+            "configured key id `other`",
+        ),
+        (
+            "both a key and a secret",
+            "key_file = \"key.pem\"\nsecret_file = \"secret\"\nkey_id = \"k\"",
+            "exactly one of key_file and secret_file",
+        ),
+        (
+            "a short secret",
+            "secret_file = \"short\"\nkey_id = \"k\"",
+            "passport.secret_file",
+        ),
+        (
+            "a missing key file",
+            "key_file = \"nope.pem\"\nkey_id = \"k\"",
+            "passport.key_file",
+        ),
+        (
+            "a zero lifetime",
+            "key_file = \"key.pem\"\nkey_id = \"k\"\nlifetime_seconds = 0",
+            "passport.lifetime_seconds",
+        ),
+    ] {
+        let (code, stderr) = run_check(&[
+            ("proxy.toml", &passport(table)),
+            ("key.pem", &pem),
+            ("key.jwk", jwk),
+            ("secret", "0123456789abcdef0123456789abcdef"),
+            ("short", "too short"),
+        ]);
+        assert_eq!(code, 2, "{what}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{what}: expected `{expected}` in: {stderr}"
+        );
+    }
+}

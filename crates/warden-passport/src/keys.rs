@@ -123,6 +123,79 @@ impl SigningKey {
         Self::from_pem(&read(path)?, kid)
     }
 
+    /// A private JWK: `OKP`/`Ed25519` or `EC`/`P-256` with its `d` (and the public part,
+    /// which must match it), or `oct` with `k` (HS256). The key id is the JWK's `kid`, or
+    /// `kid` when it has none; the two must agree when both are given.
+    pub fn from_jwk(json: &[u8], kid: Option<&str>) -> Result<Self, KeyError> {
+        use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+        use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
+
+        let jwk: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(json)
+            .map_err(|e| KeyError::Jwk {
+                kid: "?".into(),
+                reason: format!("not a JSON object: {e}"),
+            })?;
+        let text = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
+        let kid = match (text("kid"), kid) {
+            (Some(own), Some(given)) if own != given => {
+                return Err(KeyError::Jwk {
+                    kid: own.into(),
+                    reason: format!("its `kid` is not the configured key id `{given}`"),
+                });
+            }
+            (Some(own), _) => own.to_owned(),
+            (None, Some(given)) => given.to_owned(),
+            (None, None) => {
+                return Err(KeyError::Jwk {
+                    kid: "?".into(),
+                    reason: "a signing key needs a key id".into(),
+                });
+            }
+        };
+        let refuse = |reason: String| KeyError::Jwk {
+            kid: kid.clone(),
+            reason,
+        };
+        let bytes = |name: &str| {
+            text(name)
+                .and_then(|value| URL_SAFE_NO_PAD.decode(value).ok())
+                .ok_or_else(|| refuse(format!("`{name}` is missing or not base64url")))
+        };
+        let pem = match (text("kty"), text("crv")) {
+            (Some("OKP"), Some("Ed25519")) => {
+                let d = <[u8; 32]>::try_from(bytes("d")?)
+                    .map_err(|_| refuse("`d` is not 32 bytes".into()))?;
+                ed25519_dalek::SigningKey::from_bytes(&d)
+                    .to_pkcs8_pem(LineEnding::LF)
+                    .map_err(|e| refuse(e.to_string()))?
+                    .to_string()
+            }
+            (Some("EC"), Some("P-256")) => p256::SecretKey::from_slice(&bytes("d")?)
+                .map_err(|e| refuse(e.to_string()))?
+                .to_pkcs8_pem(LineEnding::LF)
+                .map_err(|e| refuse(e.to_string()))?
+                .to_string(),
+            (Some("oct"), _) => return Self::from_secret(&bytes("k")?, kid),
+            _ => return Err(refuse("only OKP Ed25519, EC P-256 and oct keys".into())),
+        };
+        let key = Self::from_pem(pem.as_bytes(), kid.as_str())?;
+        // The public part given must be the one `d` makes: a mismatch is a key mix-up.
+        let derived = serde_json::to_value(key.public_jwk()).map_err(|e| refuse(e.to_string()))?;
+        for name in ["x", "y"] {
+            if let Some(given) = text(name)
+                && derived.get(name).and_then(serde_json::Value::as_str) != Some(given)
+            {
+                return Err(refuse(format!("`{name}` does not belong to `d`")));
+            }
+        }
+        Ok(key)
+    }
+
+    /// [`from_jwk`](Self::from_jwk), from a file.
+    pub fn from_jwk_file(path: &Path, kid: Option<&str>) -> Result<Self, KeyError> {
+        Self::from_jwk(&read(path)?, kid)
+    }
+
     /// An HS256 shared secret (at least 32 bytes). Every verifier then holds the signing key:
     /// prefer an asymmetric key where workers are not as trusted as the edge.
     pub fn from_secret(secret: &[u8], kid: impl Into<Arc<str>>) -> Result<Self, KeyError> {

@@ -507,3 +507,57 @@ fn ed25519_passports_signed_by_a_stock_library_verify_and_ours_match_its_format(
     validation.required_spec_claims.clear();
     jsonwebtoken::decode::<Value>(&ours, &decoding, &validation).unwrap();
 }
+
+#[test]
+fn signing_keys_load_from_private_jwks_of_every_kind_and_refuse_mix_ups() {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+
+    let ed = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let ed_jwk = json!({
+        "kty": "OKP", "crv": "Ed25519", "kid": "ed-1",
+        "d": b64(&[5; 32]), "x": b64(ed.verifying_key().as_bytes()),
+    });
+    let secret = p256::SecretKey::from_slice(&[9; 32]).unwrap();
+    let point = secret.public_key().to_encoded_point(false);
+    let ec_jwk = json!({
+        "kty": "EC", "crv": "P-256", "kid": "ec-1", "d": b64(&[9; 32]),
+        "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap()),
+    });
+    let oct_jwk = json!({"kty": "oct", "k": b64(&[4; 32])});
+
+    for (jwk, kid, algorithm) in [
+        (&ed_jwk, None, jsonwebtoken::Algorithm::EdDSA),
+        (&ec_jwk, Some("ec-1"), jsonwebtoken::Algorithm::ES256),
+        (&oct_jwk, Some("hs-1"), jsonwebtoken::Algorithm::HS256),
+    ] {
+        let key = SigningKey::from_jwk(jwk.to_string().as_bytes(), kid).unwrap();
+        assert_eq!(key.algorithm(), algorithm);
+        let token = Issuer::new("warden-proxy", key.clone())
+            .issue_at(&alice(), &approve(), NOW)
+            .unwrap();
+        assert!(verifier(&key).verify(&token, &approve(), NOW).is_ok());
+    }
+    // The Ed25519 key from its JWK is the very key: the published JWK's `x` is the same.
+    let key = SigningKey::from_jwk(ed_jwk.to_string().as_bytes(), None).unwrap();
+    assert_eq!(key.kid(), "ed-1");
+    let public = serde_json::to_value(key.public_jwk().unwrap()).unwrap();
+    assert_eq!(public["x"], ed_jwk["x"]);
+
+    let mut mixed = ed_jwk.clone();
+    mixed["x"] = json!(b64(&[1; 32]));
+    assert!(matches!(
+        SigningKey::from_jwk(mixed.to_string().as_bytes(), None),
+        Err(KeyError::Jwk { reason, .. }) if reason.contains("`x` does not belong to `d`")
+    ));
+    assert!(matches!(
+        SigningKey::from_jwk(ed_jwk.to_string().as_bytes(), Some("other")),
+        Err(KeyError::Jwk { reason, .. }) if reason.contains("configured key id `other`")
+    ));
+    assert!(matches!(
+        SigningKey::from_jwk(oct_jwk.to_string().as_bytes(), None),
+        Err(KeyError::Jwk { reason, .. }) if reason.contains("needs a key id")
+    ));
+    let rsa = json!({"kty": "RSA", "kid": "r", "n": "AQAB", "e": "AQAB"});
+    assert!(SigningKey::from_jwk(rsa.to_string().as_bytes(), None).is_err());
+}

@@ -94,7 +94,7 @@ pub struct ListenTlsConfig {
 /// ```toml
 /// [passport]
 /// issuer = "warden-proxy"
-/// key_file = "passport-ed25519.pem"   # PKCS#8 PEM: Ed25519 (EdDSA) or P-256 (ES256)
+/// key_file = "passport-ed25519.pem"   # PKCS#8 PEM (Ed25519 or P-256) or a private JWK
 /// key_id = "edge-2026-12"
 /// jwks_path = "/.well-known/jwks.json" # the public key, served to workers (optional)
 /// forward = { attributes = ["department"] }
@@ -104,15 +104,18 @@ pub struct ListenTlsConfig {
 pub struct PassportConfig {
     /// The issuer name (`iss`) workers trust.
     pub issuer: String,
-    /// The signing key: a PKCS#8 PEM private key, Ed25519 or P-256.
+    /// The signing key: a PKCS#8 PEM private key, Ed25519 or P-256, or a private JWK
+    /// (`OKP` Ed25519, `EC` P-256, or `oct`).
     #[serde(default)]
     pub key_file: Option<PathBuf>,
     /// Instead of `key_file`: a file holding an HS256 secret (at least 32 bytes), which every
     /// worker then holds too.
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
-    /// The key id (`kid`) workers look the key up by.
-    pub key_id: String,
+    /// The key id (`kid`) workers look the key up by; a JWK's own `kid` serves when this is
+    /// not given (and must agree with it when it is).
+    #[serde(default)]
+    pub key_id: Option<String>,
     /// The Temporal header key (default `warden-passport`).
     #[serde(default = "default_passport_header")]
     pub header: String,

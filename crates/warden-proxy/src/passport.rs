@@ -112,15 +112,25 @@ impl Passports {
 }
 
 fn issuer(config: &PassportConfig, base: &Path) -> Result<Issuer, ProxyError> {
+    let key_id = || {
+        config
+            .key_id
+            .as_deref()
+            .ok_or_else(|| invalid("passport.key_id", "is needed for a PEM key or a secret"))
+    };
     let key = match (&config.key_file, &config.secret_file) {
         (Some(path), None) => {
-            let pem = read(base, path, "key_file")?;
-            SigningKey::from_pem(&pem, config.key_id.as_str())
-                .map_err(|e| invalid("passport.key_file", e.to_string()))?
+            let key = read(base, path, "key_file")?;
+            if key.trim_ascii_start().starts_with(b"{") {
+                SigningKey::from_jwk(&key, config.key_id.as_deref())
+            } else {
+                SigningKey::from_pem(&key, key_id()?)
+            }
+            .map_err(|e| invalid("passport.key_file", e.to_string()))?
         }
         (None, Some(path)) => {
             let secret = read(base, path, "secret_file")?;
-            SigningKey::from_secret(trim_newline(&secret), config.key_id.as_str())
+            SigningKey::from_secret(trim_newline(&secret), key_id()?)
                 .map_err(|e| invalid("passport.secret_file", e.to_string()))?
         }
         _ => {
