@@ -210,3 +210,74 @@ fn a_message_that_is_not_its_request_is_refused() {
         "{error}"
     );
 }
+
+#[test]
+fn batch_signals_and_schedules_lose_the_callers_passport_and_get_none() {
+    use temporalio_protos::temporal::api::{
+        batch::v1::BatchOperationSignal,
+        schedule::v1::{Schedule, ScheduleAction, schedule_action::Action},
+        workflow::v1::NewWorkflowExecutionInfo,
+        workflowservice::v1::{
+            CreateScheduleRequest, StartBatchOperationRequest,
+            start_batch_operation_request::Operation as BatchOperation,
+        },
+    };
+    let (writer, _) = writer();
+    let claims = Claims::for_subject("ann");
+    let batch = StartBatchOperationRequest {
+        namespace: "orders".into(),
+        operation: Some(BatchOperation::SignalOperation(BatchOperationSignal {
+            signal: "add".into(),
+            header: Some(forged_header()),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let written = writer
+        .write(
+            &format!("{SERVICE}/StartBatchOperation"),
+            &batch.encode_to_vec(),
+            Some(&claims),
+        )
+        .unwrap()
+        .unwrap();
+    let Some(BatchOperation::SignalOperation(signal)) =
+        StartBatchOperationRequest::decode(&written[..])
+            .unwrap()
+            .operation
+    else {
+        panic!("still a signal batch")
+    };
+    let fields = signal.header.unwrap().fields;
+    assert!(!fields.contains_key("warden-passport") && fields.contains_key("trace"));
+
+    let schedule = CreateScheduleRequest {
+        namespace: "orders".into(),
+        schedule: Some(Schedule {
+            action: Some(ScheduleAction {
+                action: Some(Action::StartWorkflow(NewWorkflowExecutionInfo {
+                    workflow_id: "nightly".into(),
+                    header: Some(forged_header()),
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let written = writer
+        .write(
+            &format!("{SERVICE}/CreateSchedule"),
+            &schedule.encode_to_vec(),
+            Some(&claims),
+        )
+        .unwrap()
+        .unwrap();
+    let decoded = CreateScheduleRequest::decode(&written[..]).unwrap();
+    let Some(Action::StartWorkflow(start)) = decoded.schedule.unwrap().action.unwrap().action
+    else {
+        panic!("still a start")
+    };
+    let fields = start.header.unwrap().fields;
+    assert!(!fields.contains_key("warden-passport") && fields.contains_key("trace"));
+}

@@ -45,6 +45,11 @@
 //! Declare a validator on every update (one that accepts everything will do) to keep refused
 //! updates out of history.
 //!
+//! Only calls an edge vouched for carry a passport. A workflow started by a schedule, by a
+//! parent as its child, by continue-as-new or by a batch signal has none, and is refused as
+//! above: run such workflows on a task queue whose worker does not register this guard, or
+//! let the parent's passport travel (as activities' do) in a later version.
+//!
 //! # Deterministic on replay
 //!
 //! Workflow-side checks are pure functions of the history: no I/O, no blocking, no wall

@@ -17,6 +17,7 @@
 //! | `QueryWorkflow` | `query`, `query.query_type`, `query.query_args` | `query.header` |
 //! | `UpdateWorkflowExecution` | `update`, `request.input.name`, `request.input.args` | `request.input.header` |
 //! | `ExecuteMultiOperation` | each `start_workflow` and `update_workflow` as above | each operation's own |
+//! | `StartBatchOperation`, `CreateSchedule`, `UpdateSchedule` | none: the caller's is only removed (a batch's signals and a schedule's starts are not calls the edge vouched for one by one; workers refuse them) | `signal_operation.header`, `schedule.action.start_workflow.header` |
 //!
 //! ```
 //! use prost::Message;
@@ -96,6 +97,10 @@ enum Method {
     Single(Single),
     /// `ExecuteMultiOperation`: one header per operation.
     MultiOperation,
+    /// A request whose header reaches workers later, for calls the edge cannot vouch for
+    /// one by one (a batch signal, a schedule's starts): the caller's passport is removed
+    /// and none is written, so a captured one cannot be replayed through it.
+    StripOnly(&'static str, &'static [u64]),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +118,10 @@ const SIGNAL_HEADER: &[u64] = &[8, 1];
 const SIGNAL_WITH_START_HEADER: &[u64] = &[19, 1];
 const QUERY_HEADER: &[u64] = &[3, 3, 1];
 const UPDATE_HEADER: &[u64] = &[5, 2, 1, 1];
+// `StartBatchOperationRequest.signal_operation.header`.
+const BATCH_SIGNAL_HEADER: &[u64] = &[11, 3, 1];
+// `schedule.action.start_workflow.header` of `CreateScheduleRequest`/`UpdateScheduleRequest`.
+const SCHEDULE_START_HEADER: &[u64] = &[3, 2, 1, 13, 1];
 // `ExecuteMultiOperationRequest.operations` and, inside one, its start and update.
 const OPERATIONS: u64 = 2;
 const OPERATION_START: u64 = 1;
@@ -131,6 +140,9 @@ impl Method {
             "QueryWorkflow" => Self::Single(Single::Query),
             "UpdateWorkflowExecution" => Self::Single(Single::Update),
             "ExecuteMultiOperation" => Self::MultiOperation,
+            "StartBatchOperation" => Self::StripOnly("StartBatchOperation", BATCH_SIGNAL_HEADER),
+            "CreateSchedule" => Self::StripOnly("CreateSchedule", SCHEDULE_START_HEADER),
+            "UpdateSchedule" => Self::StripOnly("UpdateSchedule", SCHEDULE_START_HEADER),
             _ => return None,
         })
     }
@@ -208,6 +220,11 @@ impl PassportWriter {
             None => return Ok(None),
             Some(Method::MultiOperation) => {
                 return self.write_operations(message, claims).map(Some);
+            }
+            Some(Method::StripOnly(method, path)) => {
+                return wire::remove_map_entry(message, path, &self.header_key)
+                    .map(Some)
+                    .map_err(|e| malformed(method)(e.to_string()));
             }
             Some(Method::Single(method)) => method,
         };
