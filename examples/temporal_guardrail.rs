@@ -58,17 +58,7 @@ fn outcome<T, E: std::fmt::Debug>(result: &Result<T, E>) -> String {
 
 #[tokio::main]
 async fn main() {
-    let _server;
-    let frontend = match std::env::var("TEMPORAL_ADDRESS") {
-        Ok(address) => address,
-        Err(_) => {
-            println!("starting a Temporal dev server (temporal server start-dev)…");
-            let server = TemporalDevServer::start();
-            let address = server.address.clone();
-            _server = server;
-            address
-        }
-    };
+    let (frontend, _server) = TemporalDevServer::from_env_or_start();
 
     // Who this process is, and what Temporal's default authorizer lets it do.
     let mapper = StaticTokenMapper::new().with_token(

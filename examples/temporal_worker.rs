@@ -157,17 +157,7 @@ fn start_worker(target: String, token: String, queue: String, guard: WorkerGuard
 
 #[tokio::main]
 async fn main() {
-    let _server;
-    let frontend = match std::env::var("TEMPORAL_ADDRESS") {
-        Ok(address) => address,
-        Err(_) => {
-            println!("starting a Temporal dev server (temporal server start-dev)…");
-            let server = TemporalDevServer::start();
-            let address = server.address.clone();
-            _server = server;
-            address
-        }
-    };
+    let (frontend, _server) = TemporalDevServer::from_env_or_start();
 
     // The identity provider, and the proxy with its passport key.
     let idp_key = SigningKey::ec("example-idp");

@@ -62,6 +62,19 @@ impl TemporalDevServer {
         SERVER.get_or_init(Self::start)
     }
 
+    /// For the examples: the frontend at `$TEMPORAL_ADDRESS`, or a dev server started here,
+    /// with the handle that keeps it running (dropping it stops the server).
+    pub fn from_env_or_start() -> (String, Option<Self>) {
+        match std::env::var("TEMPORAL_ADDRESS") {
+            Ok(address) => (address, None),
+            Err(_) => {
+                println!("starting a Temporal dev server (temporal server start-dev)…");
+                let server = Self::start();
+                (server.address.clone(), Some(server))
+            }
+        }
+    }
+
     /// Starts a server (in memory, no UI) and waits until its frontend answers.
     pub fn start() -> Self {
         let bin = temporal_bin();
