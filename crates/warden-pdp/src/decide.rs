@@ -1,0 +1,690 @@
+//! The decisions: one engine for every shape of question.
+
+use std::{borrow::Cow, sync::Arc};
+
+use foldhash::{HashMap, HashMapExt};
+use serde::Deserialize;
+
+use crate::{
+    entity::{EntityInput, EntityRef, EntityResolver, ResolveError, Resolved},
+    model::{Entitlements, Model, ModelHandle, Rule, ValueId},
+};
+
+/// How much one call may ask; every limit is checked before anything is resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Resources in one multi-resource request (default 1,000).
+    pub max_resources: usize,
+    /// Entities in one multi-entity request (default 500).
+    pub max_entities: usize,
+    /// Resources in one multi-entity request (default 20).
+    pub max_entity_resources: usize,
+    /// Requests in one bulk call (default 200).
+    pub max_bulk_requests: usize,
+    /// Attribute values on one resource (default 64, the most this engine takes).
+    pub max_resource_values: usize,
+    /// Entities in one entitlements request (default 500).
+    pub max_entitlement_entities: usize,
+    /// Evaluations in one AuthZEN batch (default 1,000).
+    pub max_evaluations: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_resources: 1000,
+            max_entities: 500,
+            max_entity_resources: 20,
+            max_bulk_requests: 200,
+            max_resource_values: 64,
+            max_entitlement_entities: 500,
+            max_evaluations: 1000,
+        }
+    }
+}
+
+/// Why a call was not decided at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PdpError {
+    /// The request breaks a limit or is malformed; `INVALID_ARGUMENT`, naming the field path.
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        /// The field path (`entities`, `requests[3].resources`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The entity resolver as a whole failed; `UNAVAILABLE`.
+    #[error(transparent)]
+    Unavailable(#[from] ResolveError),
+}
+
+impl PdpError {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn too_many(field: impl Into<String>, count: usize, max: usize) -> Self {
+        Self::invalid(field, format!("{count} given, at most {max}"))
+    }
+}
+
+pub(crate) fn check_limit(
+    field: impl FnOnce() -> String,
+    count: usize,
+    max: usize,
+) -> Result<(), PdpError> {
+    if count > max {
+        Err(PdpError::too_many(field(), count, max))
+    } else {
+        Ok(())
+    }
+}
+
+/// A resource in a request: the id its decision carries and the attribute value FQNs it holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResourceInput {
+    /// Echoed in the decision.
+    pub ephemeral_id: Arc<str>,
+    /// Value FQNs (`https://<namespace>/attr/<name>/value/<value>`).
+    pub attribute_values: Vec<Arc<str>>,
+}
+
+impl ResourceInput {
+    /// A resource holding `values`.
+    pub fn new<V: Into<Arc<str>>>(
+        ephemeral_id: impl Into<Arc<str>>,
+        values: impl IntoIterator<Item = V>,
+    ) -> Self {
+        Self {
+            ephemeral_id: ephemeral_id.into(),
+            attribute_values: values.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// One multi-resource question: an entity, an action, resources.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MultiResourceRequest {
+    /// Who.
+    pub entity: EntityInput,
+    /// Which action (`read`, `decrypt`), case-insensitive.
+    pub action: String,
+    /// On what.
+    pub resources: Vec<ResourceInput>,
+}
+
+/// The resources of a call, looked up and grouped by definition once.
+#[derive(Debug)]
+pub(crate) struct Resources {
+    model: Arc<Model>,
+    prepared: Vec<Prepared>,
+}
+
+#[derive(Debug)]
+struct Prepared {
+    ephemeral_id: Arc<str>,
+    /// (definition, the resource's values of it), in first-seen order.
+    groups: Vec<(u32, Vec<ValueId>)>,
+    /// The first value FQN the model does not know: the resource is denied.
+    unknown: Option<Arc<str>>,
+}
+
+impl Resources {
+    fn prepare(model: Arc<Model>, inputs: &[ResourceInput]) -> Self {
+        let prepared = inputs
+            .iter()
+            .map(|input| {
+                let mut groups: Vec<(u32, Vec<ValueId>)> = Vec::new();
+                let mut unknown = None;
+                for fqn in &input.attribute_values {
+                    let Some(value) = model.value_id(fqn) else {
+                        unknown.get_or_insert_with(|| Arc::clone(fqn));
+                        continue;
+                    };
+                    let definition = model.values[value as usize].definition;
+                    match groups.iter_mut().find(|(d, _)| *d == definition) {
+                        Some((_, values)) => {
+                            if !values.contains(&value) {
+                                values.push(value);
+                            }
+                        }
+                        None => groups.push((definition, vec![value])),
+                    }
+                }
+                Prepared {
+                    ephemeral_id: Arc::clone(&input.ephemeral_id),
+                    groups,
+                    unknown,
+                }
+            })
+            .collect();
+        Self { model, prepared }
+    }
+
+    /// How many resources.
+    pub(crate) fn len(&self) -> usize {
+        self.prepared.len()
+    }
+
+    /// Whether there are none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.prepared.is_empty()
+    }
+
+    /// Decides one resource for an entity's entitlements: allocation-free.
+    #[inline]
+    fn check(&self, index: usize, entitlements: &Entitlements, bit: u64) -> Verdict {
+        let resource = &self.prepared[index];
+        // An unknown value, or no value at all: nothing says who may, so no one may.
+        if resource.unknown.is_some() || resource.groups.is_empty() {
+            return Verdict::UNKNOWN;
+        }
+        if bit == 0 {
+            // No mapping grants the action at all; every definition fails.
+            let failed = if resource.groups.len() >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << resource.groups.len()) - 1
+            };
+            return Verdict {
+                permitted: false,
+                failed,
+                unknown: false,
+            };
+        }
+        let mut failed = 0u64;
+        for (position, (definition, values)) in resource.groups.iter().enumerate() {
+            let definition = &self.model.definitions[*definition as usize];
+            let pass = match definition.rule {
+                Rule::AllOf => values.iter().all(|v| entitlements.get(*v) & bit != 0),
+                Rule::AnyOf => values.iter().any(|v| entitlements.get(*v) & bit != 0),
+                Rule::Hierarchy => {
+                    // Values are numbered highest first: the smallest id is the highest.
+                    let highest = values.iter().copied().min().unwrap_or(definition.first);
+                    entitlements.any_in(definition.first, highest, bit)
+                }
+            };
+            if !pass {
+                failed |= 1u64 << position.min(63);
+            }
+        }
+        Verdict {
+            permitted: failed == 0,
+            failed,
+            unknown: false,
+        }
+    }
+}
+
+/// The outcome of one (entity, resource) pair, kept compact: which of the resource's
+/// definitions failed, as bits in the order the resource first names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Verdict {
+    permitted: bool,
+    failed: u64,
+    unknown: bool,
+}
+
+impl Verdict {
+    const UNKNOWN: Self = Self {
+        permitted: false,
+        failed: 0,
+        unknown: true,
+    };
+    const UNRESOLVED: Self = Self {
+        permitted: false,
+        failed: 0,
+        unknown: false,
+    };
+}
+
+/// One resource's decision for one entity.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceDecision<'a> {
+    resources: &'a Resources,
+    index: usize,
+    verdict: Verdict,
+    unresolved: Option<&'a str>,
+}
+
+impl<'a> ResourceDecision<'a> {
+    /// The resource's ephemeral id.
+    pub fn ephemeral_id(&self) -> &'a str {
+        &self.resources.prepared[self.index].ephemeral_id
+    }
+
+    /// Whether the entity may take the action on the resource.
+    pub fn permitted(&self) -> bool {
+        self.verdict.permitted
+    }
+
+    /// The obligations the resource's values carry, which whoever accesses it must fulfil.
+    pub fn obligations(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let resources = self.resources;
+        resources.prepared[self.index]
+            .groups
+            .iter()
+            .flat_map(|(_, values)| values.iter())
+            .flat_map(move |v| resources.model.values[*v as usize].obligations.iter())
+            .map(|o| &**o)
+    }
+
+    /// The definitions whose rule the entity did not satisfy.
+    pub fn failed_definitions(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let resources = self.resources;
+        let failed = self.verdict.failed;
+        resources.prepared[self.index]
+            .groups
+            .iter()
+            .enumerate()
+            .filter(move |(position, _)| failed & (1u64 << (*position).min(63)) != 0)
+            .map(move |(_, (d, _))| &*resources.model.definitions[*d as usize].fqn)
+    }
+
+    /// Why the resource was denied when no definition says: an unknown value, an entity that
+    /// did not resolve.
+    pub fn reason(&self) -> Option<Cow<'a, str>> {
+        if let Some(why) = self.unresolved {
+            return Some(Cow::Owned(format!("entity not resolved: {why}")));
+        }
+        if self.verdict.unknown {
+            return Some(
+                match self.resources.prepared[self.index].unknown.as_deref() {
+                    Some(fqn) => Cow::Owned(format!("unknown attribute value `{fqn}`")),
+                    None => Cow::Borrowed("the resource carries no attribute values"),
+                },
+            );
+        }
+        None
+    }
+}
+
+/// One entity's decisions on every resource of the call, in request order.
+#[derive(Debug)]
+pub struct EntityDecisions {
+    /// The entity's ephemeral id.
+    pub ephemeral_id: Arc<str>,
+    /// Whether every resource is permitted.
+    pub all_permitted: bool,
+    verdicts: Vec<Verdict>,
+    unresolved: Option<String>,
+}
+
+/// The answer to a multi-entity (or multi-resource) question.
+#[derive(Debug)]
+pub struct Decisions {
+    resources: Resources,
+    /// Per entity, in request order.
+    pub entities: Vec<EntityDecisions>,
+}
+
+impl Decisions {
+    /// Whether every entity may access every resource.
+    pub fn all_permitted(&self) -> bool {
+        self.entities.iter().all(|e| e.all_permitted)
+    }
+
+    /// The decisions of `entity`, in resource order.
+    pub fn decisions<'a>(
+        &'a self,
+        entity: &'a EntityDecisions,
+    ) -> impl ExactSizeIterator<Item = ResourceDecision<'a>> + 'a {
+        entity
+            .verdicts
+            .iter()
+            .enumerate()
+            .map(move |(index, verdict)| ResourceDecision {
+                resources: &self.resources,
+                index,
+                verdict: *verdict,
+                unresolved: entity.unresolved.as_deref(),
+            })
+    }
+
+    /// Each entity with its decisions.
+    pub fn iter(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            &EntityDecisions,
+            impl ExactSizeIterator<Item = ResourceDecision<'_>>,
+        ),
+    > {
+        self.entities.iter().map(|e| (e, self.decisions(e)))
+    }
+}
+
+/// One entity's entitlements: (value FQN, actions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityEntitlements {
+    /// The entity's ephemeral id.
+    pub ephemeral_id: Arc<str>,
+    /// What it may do, by value.
+    pub entitlements: Vec<(Arc<str>, Vec<Arc<str>>)>,
+    /// Why it could not be resolved (then it has none).
+    pub error: Option<String>,
+}
+
+/// The decision point: a model, an entity resolver and limits. Cheap to clone; every door
+/// (the library, the gRPC service, AuthZEN, `RemotePolicy`'s server) decides through it.
+#[derive(Clone)]
+pub struct DecisionPoint {
+    model: ModelHandle,
+    resolver: Arc<dyn EntityResolver>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for DecisionPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionPoint")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Entities from 64 on are evaluated on a second thread: below that the spawn costs more than
+/// it saves (see BENCHMARKS.md).
+const PARALLEL_FROM: usize = 64;
+
+impl DecisionPoint {
+    /// A decision point over `model`, resolving entities with `resolver`, with default limits.
+    pub fn new(model: ModelHandle, resolver: impl EntityResolver) -> Self {
+        Self {
+            model,
+            resolver: Arc::new(resolver),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Replaces the limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The current model.
+    pub fn model(&self) -> Arc<Model> {
+        self.model.current()
+    }
+
+    fn check_resources(&self, field: &str, resources: &[ResourceInput]) -> Result<(), PdpError> {
+        if resources.is_empty() {
+            return Err(PdpError::invalid(field, "at least one resource is needed"));
+        }
+        for (i, resource) in resources.iter().enumerate() {
+            check_limit(
+                || format!("{field}[{i}].attribute_values"),
+                resource.attribute_values.len(),
+                self.limits.max_resource_values,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Resolves distinct entities once each: the answer for `entities[i]` is at `slots[i]`.
+    async fn resolve(
+        &self,
+        entities: &[&EntityRef],
+    ) -> Result<(Vec<Resolved>, Vec<usize>), PdpError> {
+        let mut distinct: Vec<EntityRef> = Vec::with_capacity(entities.len());
+        let mut seen: HashMap<&EntityRef, usize> = HashMap::with_capacity(entities.len());
+        let mut slots = Vec::with_capacity(entities.len());
+        for entity in entities {
+            let slot = *seen.entry(entity).or_insert_with(|| {
+                distinct.push((*entity).clone());
+                distinct.len() - 1
+            });
+            slots.push(slot);
+        }
+        let resolved = self.resolver.resolve(&distinct).await?;
+        if resolved.len() != distinct.len() {
+            return Err(PdpError::Unavailable(ResolveError(format!(
+                "the resolver answered {} entities for {}",
+                resolved.len(),
+                distinct.len()
+            ))));
+        }
+        Ok((resolved, slots))
+    }
+
+    /// One entity, one action, one resource.
+    pub async fn decide(
+        &self,
+        entity: EntityInput,
+        action: &str,
+        resource: ResourceInput,
+    ) -> Result<Decisions, PdpError> {
+        self.decide_multi_resource(entity, action, vec![resource])
+            .await
+    }
+
+    /// One entity, one action, up to [`Limits::max_resources`] resources.
+    pub async fn decide_multi_resource(
+        &self,
+        entity: EntityInput,
+        action: &str,
+        resources: Vec<ResourceInput>,
+    ) -> Result<Decisions, PdpError> {
+        check_limit(
+            || "resources".to_owned(),
+            resources.len(),
+            self.limits.max_resources,
+        )?;
+        self.decide_many(vec![entity], action, &resources).await
+    }
+
+    /// Up to [`Limits::max_entities`] entities, one action, up to
+    /// [`Limits::max_entity_resources`] resources: each entity resolved and its entitlements
+    /// computed once, then checked against every resource.
+    pub async fn decide_multi_entity(
+        &self,
+        entities: Vec<EntityInput>,
+        action: &str,
+        resources: Vec<ResourceInput>,
+    ) -> Result<Decisions, PdpError> {
+        check_limit(
+            || "entities".to_owned(),
+            entities.len(),
+            self.limits.max_entities,
+        )?;
+        check_limit(
+            || "resources".to_owned(),
+            resources.len(),
+            self.limits.max_entity_resources,
+        )?;
+        self.decide_many(entities, action, &resources).await
+    }
+
+    async fn decide_many(
+        &self,
+        entities: Vec<EntityInput>,
+        action: &str,
+        resources: &[ResourceInput],
+    ) -> Result<Decisions, PdpError> {
+        if entities.is_empty() {
+            return Err(PdpError::invalid(
+                "entities",
+                "at least one entity is needed",
+            ));
+        }
+        self.check_resources("resources", resources)?;
+        if action.is_empty() {
+            return Err(PdpError::invalid("action", "must name an action"));
+        }
+        let refs: Vec<&EntityRef> = entities.iter().map(|e| &e.entity).collect();
+        let (resolved, slots) = self.resolve(&refs).await?;
+        let model = self.model.current();
+        let bit = model.action_id(action).map_or(0, |id| 1u64 << id);
+        let resources = Resources::prepare(Arc::clone(&model), resources);
+        let entities = evaluate(&model, &resources, bit, &entities, &resolved, &slots);
+        Ok(Decisions {
+            resources,
+            entities,
+        })
+    }
+
+    /// Up to [`Limits::max_bulk_requests`] multi-resource requests; an entity named by several
+    /// is resolved once and its entitlements computed once.
+    pub async fn decide_bulk(
+        &self,
+        requests: Vec<MultiResourceRequest>,
+    ) -> Result<Vec<Decisions>, PdpError> {
+        check_limit(
+            || "requests".to_owned(),
+            requests.len(),
+            self.limits.max_bulk_requests,
+        )?;
+        for (i, request) in requests.iter().enumerate() {
+            check_limit(
+                || format!("requests[{i}].resources"),
+                request.resources.len(),
+                self.limits.max_resources,
+            )?;
+            self.check_resources(&format!("requests[{i}].resources"), &request.resources)?;
+            if request.action.is_empty() {
+                return Err(PdpError::invalid(
+                    format!("requests[{i}].action"),
+                    "must name an action",
+                ));
+            }
+        }
+        let refs: Vec<&EntityRef> = requests.iter().map(|r| &r.entity.entity).collect();
+        let (resolved, slots) = self.resolve(&refs).await?;
+        let model = self.model.current();
+        let entitlements: Vec<Option<Entitlements>> = resolved
+            .iter()
+            .map(|r| r.as_ref().ok().map(|rep| model.entitlements(rep)))
+            .collect();
+        Ok(requests
+            .iter()
+            .zip(&slots)
+            .map(|(request, &slot)| {
+                let bit = model.action_id(&request.action).map_or(0, |id| 1u64 << id);
+                let resources = Resources::prepare(Arc::clone(&model), &request.resources);
+                let decided = match (&entitlements[slot], &resolved[slot]) {
+                    (Some(entitlements), _) => {
+                        decide_entity(&resources, entitlements, bit, &request.entity)
+                    }
+                    (None, resolved) => unresolved(&resources, &request.entity, resolved),
+                };
+                Decisions {
+                    resources,
+                    entities: vec![decided],
+                }
+            })
+            .collect())
+    }
+
+    /// What each entity may do, by value (with the lower values a hierarchy implies when
+    /// `comprehensive`).
+    pub async fn entitlements(
+        &self,
+        entities: Vec<EntityInput>,
+        comprehensive: bool,
+    ) -> Result<Vec<EntityEntitlements>, PdpError> {
+        check_limit(
+            || "entities".to_owned(),
+            entities.len(),
+            self.limits.max_entitlement_entities,
+        )?;
+        let refs: Vec<&EntityRef> = entities.iter().map(|e| &e.entity).collect();
+        let (resolved, slots) = self.resolve(&refs).await?;
+        let model = self.model.current();
+        Ok(entities
+            .iter()
+            .zip(&slots)
+            .map(|(entity, &slot)| match &resolved[slot] {
+                Ok(rep) => EntityEntitlements {
+                    ephemeral_id: Arc::clone(&entity.ephemeral_id),
+                    entitlements: model.describe(&model.entitlements(rep), comprehensive),
+                    error: None,
+                },
+                Err(why) => EntityEntitlements {
+                    ephemeral_id: Arc::clone(&entity.ephemeral_id),
+                    entitlements: Vec::new(),
+                    error: Some(why.clone()),
+                },
+            })
+            .collect())
+    }
+}
+
+fn decide_entity(
+    resources: &Resources,
+    entitlements: &Entitlements,
+    bit: u64,
+    entity: &EntityInput,
+) -> EntityDecisions {
+    let verdicts: Vec<Verdict> = (0..resources.len())
+        .map(|index| resources.check(index, entitlements, bit))
+        .collect();
+    EntityDecisions {
+        ephemeral_id: Arc::clone(&entity.ephemeral_id),
+        all_permitted: verdicts.iter().all(|v| v.permitted),
+        verdicts,
+        unresolved: None,
+    }
+}
+
+fn unresolved(resources: &Resources, entity: &EntityInput, resolved: &Resolved) -> EntityDecisions {
+    EntityDecisions {
+        ephemeral_id: Arc::clone(&entity.ephemeral_id),
+        all_permitted: resources.is_empty(),
+        verdicts: vec![Verdict::UNRESOLVED; resources.len()],
+        unresolved: Some(resolved.as_ref().err().cloned().unwrap_or_default()),
+    }
+}
+
+/// Entitlements once per distinct entity, then every resource for each entity in order.
+fn evaluate(
+    model: &Model,
+    resources: &Resources,
+    bit: u64,
+    entities: &[EntityInput],
+    resolved: &[Resolved],
+    slots: &[usize],
+) -> Vec<EntityDecisions> {
+    let entitle = |range: std::ops::Range<usize>| -> Vec<Option<Entitlements>> {
+        resolved[range]
+            .iter()
+            .map(|r| r.as_ref().ok().map(|rep| model.entitlements(rep)))
+            .collect()
+    };
+    let entitlements = if resolved.len() >= PARALLEL_FROM {
+        let half = resolved.len() / 2;
+        std::thread::scope(|scope| {
+            let second = scope.spawn(|| entitle(half..resolved.len()));
+            let mut first = entitle(0..half);
+            // A panic on the helper thread would be a bug in the model; fail closed by
+            // computing the half here instead.
+            first.extend(
+                second
+                    .join()
+                    .unwrap_or_else(|_| entitle(half..resolved.len())),
+            );
+            first
+        })
+    } else {
+        entitle(0..resolved.len())
+    };
+    entities
+        .iter()
+        .zip(slots)
+        .map(|(entity, &slot)| match &entitlements[slot] {
+            Some(entitlements) => decide_entity(resources, entitlements, bit, entity),
+            None => unresolved(resources, entity, &resolved[slot]),
+        })
+        .collect()
+}
