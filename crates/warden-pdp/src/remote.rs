@@ -14,7 +14,9 @@ use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use serde::Deserialize;
 use tonic::{Code, Status, transport::Channel};
-use tower::{ServiceBuilder, ServiceExt, retry, timeout::error::Elapsed, util::BoxCloneSyncService};
+use tower::{
+    ServiceBuilder, ServiceExt, retry, timeout::error::Elapsed, util::BoxCloneSyncService,
+};
 use warden_core::{
     Answer, AuthzRequest, Decision, Obligation, Operation, Policy,
     policy::{Evaluation, PolicyError},
