@@ -24,6 +24,8 @@ for spec in \
     "warden-tower:gzip deflate zstd reflect" \
     "warden-identity:jwks mtls tonic" \
     "warden-temporal:client passport" \
+    "warden-pdp:authzen remote" \
+    "warden-policy:remote" \
     "warden:gzip deflate zstd reflect tonic redis temporal temporal-client"; do
     crate=${spec%%:*}
     check -p "$crate" --no-default-features

@@ -13,6 +13,9 @@
 //!     -H 'x-api-key: bob-key-change-me'
 //! ```
 //!
+//! `warden pdp --config pdp.toml` serves the decision point (see `warden_proxy::pdp`): bulk
+//! attribute-based decisions over gRPC and the AuthZEN API, with the same exit codes.
+//!
 //! `warden proxy --config proxy.toml` runs the authorizing proxy in front of a gRPC upstream
 //! such as Temporal's frontend (see `warden_proxy`); `--check` only validates the config.
 //! It exits 0 after a graceful shutdown (SIGINT or SIGTERM), 2 when the config or start-up
@@ -69,6 +72,21 @@ enum Command {
         config: PathBuf,
         /// Build everything the config names (reading files, fetching JWKS, connecting to the
         /// instance store), then exit 0 without serving.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Serve the decision point: bulk attribute-based decisions over gRPC
+    /// (`warden.pdp.v1.DecisionService`) and the AuthZEN evaluation API.
+    ///
+    /// Exits 0 after a graceful shutdown, 2 on a config or start-up error, 1 when serving fails.
+    Pdp {
+        /// The config file (TOML): `[listen]`, `[identity]`, `[policies.NAME]`, `[authorize]`,
+        /// `[decisions]` (model, records, tokens), and optionally `[limits]`, `[metrics]`,
+        /// `[log]`.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Build everything the config names (reading the model and records, fetching JWKS),
+        /// then exit 0 without serving.
         #[arg(long)]
         check: bool,
     },
@@ -191,6 +209,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Proxy { config, check } => proxy::run(&config, check),
+        Command::Pdp { config, check } => proxy::run_pdp(&config, check),
         Command::Check {
             config,
             request,

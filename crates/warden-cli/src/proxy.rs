@@ -1,57 +1,122 @@
-//! `warden proxy`.
+//! `warden proxy` and `warden pdp`: load the config, start, serve until SIGINT or SIGTERM.
 
-use std::{path::Path, process::ExitCode};
+use std::{future::Future, net::SocketAddr, path::Path, process::ExitCode};
 
-use warden_proxy::{Proxy, ProxyConfig, ProxyError};
+use warden_proxy::{
+    Proxy, ProxyConfig, ProxyError,
+    config::LogConfig,
+    pdp::{PdpConfig, PdpServer},
+};
+
+/// What both servers offer once started.
+trait Server: Sized {
+    fn local_addr(&self) -> SocketAddr;
+    fn metrics_addr(&self) -> Option<SocketAddr>;
+    fn shutdown(&self);
+    fn wait(self) -> impl Future<Output = Result<(), ProxyError>>;
+}
+
+macro_rules! server {
+    ($type:ty) => {
+        impl Server for $type {
+            fn local_addr(&self) -> SocketAddr {
+                <$type>::local_addr(self)
+            }
+            fn metrics_addr(&self) -> Option<SocketAddr> {
+                <$type>::metrics_addr(self)
+            }
+            fn shutdown(&self) {
+                <$type>::shutdown(self)
+            }
+            fn wait(self) -> impl Future<Output = Result<(), ProxyError>> {
+                <$type>::wait(self)
+            }
+        }
+    };
+}
+
+server!(Proxy);
+server!(PdpServer);
 
 /// Runs the proxy until SIGINT or SIGTERM.
 pub(crate) fn run(path: &Path, check: bool) -> ExitCode {
-    let config = match ProxyConfig::load(path) {
-        Ok(config) => config,
-        Err(e) => return fail(&ProxyError::Config(e.into())),
-    };
-    if let Err(e) = warden_proxy::init_logging(&config.log) {
-        return fail(&e);
+    match ProxyConfig::load(path) {
+        Ok(config) => {
+            let log = config.log.clone();
+            serve("warden proxy", path, check, &log, move |base| async move {
+                Proxy::start(config, &base).await
+            })
+        }
+        Err(e) => fail("warden proxy", &ProxyError::Config(e.into())),
+    }
+}
+
+/// Runs the decision point until SIGINT or SIGTERM.
+pub(crate) fn run_pdp(path: &Path, check: bool) -> ExitCode {
+    match PdpConfig::load(path) {
+        Ok(config) => {
+            let log = config.log.clone();
+            serve("warden pdp", path, check, &log, move |base| async move {
+                PdpServer::start(config, &base).await
+            })
+        }
+        Err(e) => fail("warden pdp", &ProxyError::Config(e.into())),
+    }
+}
+
+fn serve<S, F>(
+    name: &str,
+    path: &Path,
+    check: bool,
+    log: &LogConfig,
+    start: impl FnOnce(std::path::PathBuf) -> F,
+) -> ExitCode
+where
+    S: Server,
+    F: Future<Output = Result<S, ProxyError>>,
+{
+    if let Err(e) = warden_proxy::init_logging(log) {
+        return fail(name, &e);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
-        Err(e) => return fail(&ProxyError::Start(format!("runtime: {e}"))),
+        Err(e) => return fail(name, &ProxyError::Start(format!("runtime: {e}"))),
     };
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     runtime.block_on(async move {
-        let proxy = match Proxy::start(config, &base).await {
-            Ok(proxy) => proxy,
-            Err(e) => return fail(&e),
+        let server = match start(base).await {
+            Ok(server) => server,
+            Err(e) => return fail(name, &e),
         };
         if check {
-            proxy.shutdown();
-            let _ = proxy.wait().await;
-            eprintln!("warden proxy: {}: config OK", path.display());
+            server.shutdown();
+            let _ = server.wait().await;
+            eprintln!("{name}: {}: config OK", path.display());
             return ExitCode::SUCCESS;
         }
         // The address is printed (not only logged) so scripts and tests can find a port 0
         // listener.
-        println!("listening on {}", proxy.local_addr());
-        if let Some(metrics) = proxy.metrics_addr() {
+        println!("listening on {}", server.local_addr());
+        if let Some(metrics) = server.metrics_addr() {
             println!("metrics on http://{metrics}/metrics");
         }
         termination().await;
-        proxy.shutdown();
-        match proxy.wait().await {
+        server.shutdown();
+        match server.wait().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("warden proxy: {e}");
+                eprintln!("{name}: {e}");
                 ExitCode::from(1)
             }
         }
     })
 }
 
-fn fail(error: &ProxyError) -> ExitCode {
-    eprintln!("warden proxy: {error}");
+fn fail(name: &str, error: &ProxyError) -> ExitCode {
+    eprintln!("{name}: {error}");
     ExitCode::from(2)
 }
 

@@ -13,7 +13,11 @@
 use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use serde::Deserialize;
-use tonic::{Code, Status, transport::Channel};
+use tonic::{
+    Code, Status,
+    metadata::{Ascii, MetadataValue},
+    transport::Channel,
+};
 use tower::{
     ServiceBuilder, ServiceExt, retry, timeout::error::Elapsed, util::BoxCloneSyncService,
 };
@@ -42,6 +46,7 @@ use crate::{
 /// action = "access"           # default: the operation kind (`signal`, `query`, ...)
 /// resource = ["https://temporal.io/attr/namespace/value/{namespace}",
 ///             "https://temporal.io/attr/workflow_type/value/{workflow_type}"]
+/// token_file = "pdp-token"    # presented as `authorization: Bearer …` (optional)
 /// ```
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +69,10 @@ pub struct RemoteConfig {
     /// `{method}`, `{namespace}`, `{instance}`, `{workflow_type}`, `{task_queue}`, `{name}`.
     /// A value whose placeholder the call does not have is left out.
     pub resource: Vec<String>,
+    /// A file holding the bearer token this policy presents to the decision point (which
+    /// authenticates whoever asks); relative to the config file.
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -95,6 +104,9 @@ pub enum RemoteError {
         /// What is wrong.
         reason: String,
     },
+    /// The token file cannot be read or is not a header value.
+    #[error("token_file `{0}`: {1}")]
+    Token(String, String),
     /// No resource template: nothing would be asked about.
     #[error("resource: at least one attribute value template is needed")]
     NoResource,
@@ -263,9 +275,28 @@ impl RemotePolicy {
             .enumerate()
             .map(|(i, t)| Template::parse(i, t))
             .collect::<Result<Vec<_>, _>>()?;
+        let token = match &config.token_file {
+            Some(path) => {
+                let bad = |e: &dyn std::fmt::Display| {
+                    RemoteError::Token(path.display().to_string(), e.to_string())
+                };
+                let token = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
+                let value: MetadataValue<Ascii> = format!("Bearer {}", token.trim())
+                    .parse()
+                    .map_err(|e| bad(&e))?;
+                Some(value)
+            }
+            None => None,
+        };
         let client = DecisionServiceClient::new(channel);
         let call = tower::service_fn(move |request: GetDecisionRequest| {
             let mut client = client.clone();
+            let mut request = tonic::Request::new(request);
+            if let Some(token) = &token {
+                request
+                    .metadata_mut()
+                    .insert("authorization", token.clone());
+            }
             async move {
                 client
                     .get_decision(request)

@@ -17,6 +17,11 @@
 //! [policies.owner]
 //! type = "initiator"                # or "participants"; needs an instance store
 //!
+//! [policies.pdp]
+//! type = "remote"                   # a decision point over gRPC (feature `remote`)
+//! endpoint = "http://127.0.0.1:8181"
+//! resource = ["https://temporal.io/attr/namespace/value/{namespace}"]
+//!
 //! [policies.trial]
 //! type = "shadow"                   # dry run: evaluated and logged, never denies
 //! policy = "file"
@@ -96,6 +101,9 @@ pub enum PolicySpec {
     Initiator,
     /// Instance-level: participants may do what the initiator may.
     Participants,
+    /// A decision point asked over gRPC, failing closed (`warden_pdp::remote`).
+    #[cfg(feature = "remote")]
+    Remote(warden_pdp::remote::RemoteConfig),
     /// Another policy in shadow (dry-run) mode: evaluated and reported, never denying.
     Shadow {
         /// The shadowed policy's name.
@@ -192,6 +200,15 @@ pub enum PoliciesError {
         /// The policy.
         policy: String,
     },
+    /// A remote policy's settings cannot be used.
+    #[cfg(feature = "remote")]
+    #[error("policy `{policy}`: {source}")]
+    Remote {
+        /// The policy.
+        policy: String,
+        /// What is wrong.
+        source: warden_pdp::remote::RemoteError,
+    },
     /// A shadow or cached policy wraps something that is not a plain policy of the file.
     #[error("policy `{policy}` wraps `{target}`, which is not a plain policy defined here")]
     BadWrap {
@@ -279,6 +296,19 @@ impl PoliciesConfig {
                         PolicySpec::Initiator => InstancePolicy::initiator(Arc::clone(store)),
                         _ => InstancePolicy::participants(Arc::clone(store)),
                     })
+                }
+                #[cfg(feature = "remote")]
+                PolicySpec::Remote(config) => {
+                    let mut config = config.clone();
+                    config.token_file = config.token_file.map(|path| base.join(path));
+                    Arc::new(
+                        warden_pdp::remote::RemotePolicy::new(name.as_str(), &config).map_err(
+                            |source| PoliciesError::Remote {
+                                policy: name.clone(),
+                                source,
+                            },
+                        )?,
+                    )
                 }
                 PolicySpec::Shadow { .. } | PolicySpec::Cached { .. } => continue,
             };

@@ -4,7 +4,6 @@ use std::{
     collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use serde::Deserialize;
@@ -441,9 +440,5 @@ impl ProxyConfig {
             policies: self.policies.clone(),
             authorize: self.authorize.clone(),
         }
-    }
-
-    pub(crate) fn drain(&self) -> Duration {
-        Duration::from_secs(self.listen.drain_seconds)
     }
 }

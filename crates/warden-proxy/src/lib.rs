@@ -53,6 +53,7 @@
 
 pub mod config;
 mod passport;
+pub mod pdp;
 mod telemetry;
 mod upstream;
 
@@ -155,6 +156,12 @@ pub(crate) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Prox
 /// A running proxy; see the [crate docs](crate).
 #[derive(Debug)]
 pub struct Proxy {
+    listening: Listening,
+}
+
+/// A listener serving routes until shut down: what the proxy and the decision point share.
+#[derive(Debug)]
+pub(crate) struct Listening {
     address: SocketAddr,
     metrics_address: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
@@ -213,108 +220,137 @@ impl Proxy {
         }
         let routes = routes.fallback_service(proxied);
 
-        let mut server = Server::builder()
-            // HTTP/1.1 callers get Warden's clear refusal instead of a dropped connection.
-            .accept_http1(true)
-            .tcp_nodelay(true)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)));
-        if let Some(tls) = &config.listen.tls {
-            server = server
-                .tls_config(server_tls(tls, base)?)
-                .map_err(|e| invalid("listen.tls", format!("{e}")))?;
-        }
-        let listener = tokio::net::TcpListener::bind(config.listen.address)
-            .await
-            .map_err(|e| {
-                ProxyError::Start(format!("listen.address {}: {e}", config.listen.address))
-            })?;
-        let address = listener
-            .local_addr()
-            .map_err(|e| ProxyError::Start(format!("listen.address: {e}")))?;
-
-        let (shutdown, signal) = watch::channel(false);
-        let metrics_address = match &config.metrics {
-            Some(metrics) => {
-                let handle = telemetry::install_recorder()?;
-                let listener = telemetry::bind(metrics.address).await?;
-                let bound = listener
-                    .local_addr()
-                    .map_err(|e| ProxyError::Start(format!("metrics.address: {e}")))?;
-                tokio::spawn(telemetry::serve_metrics(
-                    listener,
-                    handle,
-                    stopped(signal.clone()),
-                ));
-                Some(bound)
-            }
-            None => None,
-        };
-
-        let drain = config.drain();
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let task = tokio::spawn(async move {
-            let mut signal = signal;
-            let begin_shutdown = {
-                let signal = signal.clone();
-                let reporter = reporter.clone();
-                async move {
-                    stopped(signal).await;
-                    reporter
-                        .set_service_status("", tonic_health::ServingStatus::NotServing)
-                        .await;
-                    tracing::info!("shutting down: no new connections; draining calls in flight");
-                }
-            };
-            let serve = server
-                .add_routes(routes.into())
-                .serve_with_incoming_shutdown(incoming, begin_shutdown);
-            tokio::pin!(serve);
-            // Graceful shutdown waits for every connection; a long poll may hold one for a
-            // minute, so after `drain` the rest are cut.
-            let served = tokio::select! {
-                served = &mut serve => served,
-                () = async {
-                    stopped_ref(&mut signal).await;
-                    tokio::time::sleep(drain).await;
-                } => {
-                    tracing::warn!(?drain, "drain time over; closing the remaining connections");
-                    Ok(())
-                }
-            };
-            served.map_err(|e| ProxyError::Serve(e.to_string()))
-        });
-        tracing::info!(%address, upstream = %config.upstream.address, metrics = ?metrics_address, "warden proxy listening");
-        Ok(Self {
-            address,
-            metrics_address,
-            shutdown,
-            task,
-        })
+        let listening = listen(
+            routes,
+            &config.listen,
+            config.metrics.as_ref(),
+            base,
+            reporter,
+        )
+        .await?;
+        tracing::info!(address = %listening.address, upstream = %config.upstream.address, metrics = ?listening.metrics_address, "warden proxy listening");
+        Ok(Self { listening })
     }
 
     /// The address the proxy listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.address
+        self.listening.address
     }
 
     /// The address of the Prometheus endpoint, when configured.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_address
+        self.listening.metrics_address
     }
 
     /// Begins a graceful shutdown (see [`Proxy::wait`]).
     pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        self.listening.shutdown();
     }
 
     /// Waits until the proxy stops: after [`Proxy::shutdown`] and the drain, or on a server
     /// error.
     pub async fn wait(self) -> Result<(), ProxyError> {
+        self.listening.wait().await
+    }
+}
+
+impl Listening {
+    pub(crate) fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    pub(crate) async fn wait(self) -> Result<(), ProxyError> {
         match self.task.await {
             Ok(result) => result,
             Err(e) => Err(ProxyError::Serve(e.to_string())),
         }
     }
+}
+
+/// Binds `listen` (and the metrics endpoint) and serves `routes` until shut down: TLS when
+/// configured, HTTP/1.1 accepted beside HTTP/2, the health status set to not serving when the
+/// drain begins, and the connections left after the drain time cut.
+pub(crate) async fn listen(
+    routes: axum::Router,
+    listen: &config::ListenConfig,
+    metrics: Option<&config::MetricsConfig>,
+    base: &Path,
+    reporter: tonic_health::server::HealthReporter,
+) -> Result<Listening, ProxyError> {
+    let mut server = Server::builder()
+        // HTTP/1.1 callers get Warden's clear refusal instead of a dropped connection.
+        .accept_http1(true)
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)));
+    if let Some(tls) = &listen.tls {
+        server = server
+            .tls_config(server_tls(tls, base)?)
+            .map_err(|e| invalid("listen.tls", format!("{e}")))?;
+    }
+    let listener = tokio::net::TcpListener::bind(listen.address)
+        .await
+        .map_err(|e| ProxyError::Start(format!("listen.address {}: {e}", listen.address)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| ProxyError::Start(format!("listen.address: {e}")))?;
+
+    let (shutdown, signal) = watch::channel(false);
+    let metrics_address = match metrics {
+        Some(metrics) => {
+            let handle = telemetry::install_recorder()?;
+            let listener = telemetry::bind(metrics.address).await?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| ProxyError::Start(format!("metrics.address: {e}")))?;
+            tokio::spawn(telemetry::serve_metrics(
+                listener,
+                handle,
+                stopped(signal.clone()),
+            ));
+            Some(bound)
+        }
+        None => None,
+    };
+
+    let drain = Duration::from_secs(listen.drain_seconds);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let task = tokio::spawn(async move {
+        let mut signal = signal;
+        let begin_shutdown = {
+            let signal = signal.clone();
+            let reporter = reporter.clone();
+            async move {
+                stopped(signal).await;
+                reporter
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
+                tracing::info!("shutting down: no new connections; draining calls in flight");
+            }
+        };
+        let serve = server
+            .add_routes(routes.into())
+            .serve_with_incoming_shutdown(incoming, begin_shutdown);
+        tokio::pin!(serve);
+        // Graceful shutdown waits for every connection; a long poll may hold one for a
+        // minute, so after `drain` the rest are cut.
+        let served = tokio::select! {
+            served = &mut serve => served,
+            () = async {
+                stopped_ref(&mut signal).await;
+                tokio::time::sleep(drain).await;
+            } => {
+                tracing::warn!(?drain, "drain time over; closing the remaining connections");
+                Ok(())
+            }
+        };
+        served.map_err(|e| ProxyError::Serve(e.to_string()))
+    });
+    Ok(Listening {
+        address,
+        metrics_address,
+        shutdown,
+        task,
+    })
 }
 
 async fn stopped(mut signal: watch::Receiver<bool>) {
@@ -353,21 +389,7 @@ impl Stack {
             .policies_config()
             .build(base, store)
             .map_err(|e| ProxyError::Config(e.into()))?;
-        let mut authenticate = AuthenticateLayer::new(
-            config
-                .identity
-                .clone()
-                .rebased(base)
-                .build()
-                .await
-                .map_err(|e| ProxyError::Config(e.into()))?,
-        )
-        .anonymous(config.identity.anonymous);
-        if let Some(header) = &config.identity.api_key_header {
-            let header = http::HeaderName::try_from(header.as_str())
-                .map_err(|e| invalid("identity.api_key_header", format!("`{header}`: {e}")))?;
-            authenticate = authenticate.api_key_header_name(header);
-        }
+        let authenticate = authenticate(&config.identity, base).await?;
 
         let limits = &config.limits;
         let map = operation_map(&config.service, base)?;
@@ -394,6 +416,28 @@ impl Stack {
             policies,
         })
     }
+}
+
+/// The authentication layer `identity` describes (relative paths from `base`).
+pub(crate) async fn authenticate(
+    identity: &warden_identity::IdentityConfig,
+    base: &Path,
+) -> Result<AuthenticateLayer, ProxyError> {
+    let mut authenticate = AuthenticateLayer::new(
+        identity
+            .clone()
+            .rebased(base)
+            .build()
+            .await
+            .map_err(|e| ProxyError::Config(e.into()))?,
+    )
+    .anonymous(identity.anonymous);
+    if let Some(header) = &identity.api_key_header {
+        let header = http::HeaderName::try_from(header.as_str())
+            .map_err(|e| invalid("identity.api_key_header", format!("`{header}`: {e}")))?;
+        authenticate = authenticate.api_key_header_name(header);
+    }
+    Ok(authenticate)
 }
 
 /// The operation map `service` describes.

@@ -48,16 +48,22 @@ impl ProxyProcess {
     /// Writes `files` (name, contents) into a scratch dir, `proxy.toml` among them, and runs
     /// `warden proxy -c proxy.toml` until it prints its address.
     pub fn start<T: AsRef<[u8]>>(name: &str, files: &[(&str, T)]) -> Self {
+        Self::start_command("proxy", name, files)
+    }
+
+    /// As [`ProxyProcess::start`] for `warden COMMAND -c COMMAND.toml` (`proxy`, `pdp`).
+    pub fn start_command<T: AsRef<[u8]>>(command: &str, name: &str, files: &[(&str, T)]) -> Self {
         let dir = scratch(name);
+        let config = format!("{command}.toml");
         let wants_metrics = files.iter().any(|(file, text)| {
-            *file == "proxy.toml" && String::from_utf8_lossy(text.as_ref()).contains("[metrics]")
+            *file == config && String::from_utf8_lossy(text.as_ref()).contains("[metrics]")
         });
         for (file, text) in files {
             std::fs::write(dir.join(file), text).unwrap();
         }
         let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .args(["proxy", "--config"])
-            .arg(dir.join("proxy.toml"))
+            .args([command, "--config"])
+            .arg(dir.join(&config))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -148,6 +154,34 @@ pub async fn http_get(url: &str) -> String {
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default()
+}
+
+/// A plain HTTP/1.1 POST of a JSON body over loopback, with extra header lines; returns the
+/// status and the body.
+pub async fn http_post(url: &str, headers: &[&str], body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    stream
+        .write_all(
+            format!(
+                "POST /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
 
 /// A plain HTTP/1.1 GET over loopback, returning the whole response (status line, headers,
