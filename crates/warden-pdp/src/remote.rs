@@ -1,7 +1,7 @@
 //! [`RemotePolicy`]: a Warden policy that asks a decision point over gRPC.
 //!
 //! Each call is sent as one `GetDecision`: the caller's claims as the entity (their
-//! [`representation`](crate::representation)), an action (the operation kind, or a fixed
+//! [`representation`]), an action (the operation kind, or a fixed
 //! name), and a resource whose attribute values are built from templates over the operation
 //! (`https://temporal.io/attr/namespace/value/{namespace}`). The question goes through
 //! tower's timeout (default 200 ms, covering every attempt), a retry of failed attempts that
