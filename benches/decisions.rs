@@ -137,7 +137,7 @@ fn main() {
     let multi = || {
         block(Box::pin(async {
             let d = point
-                .decide_multi_entity(members.clone(), "read", five.clone())
+                .decide_multi_entity(&members, "read", &five)
                 .await
                 .unwrap();
             black_box(d);
@@ -147,10 +147,7 @@ fn main() {
         block(Box::pin(async {
             for entity in &members {
                 for resource in &five {
-                    let d = point
-                        .decide(entity.clone(), "read", resource.clone())
-                        .await
-                        .unwrap();
+                    let d = point.decide(entity, "read", resource).await.unwrap();
                     black_box(d);
                 }
             }
@@ -166,7 +163,7 @@ fn main() {
         .collect();
     let bulk = || {
         block(Box::pin(async {
-            let d = point.decide_bulk(bulk_requests.clone()).await.unwrap();
+            let d = point.decide_bulk(&bulk_requests).await.unwrap();
             black_box(d);
         }));
     };
@@ -175,8 +172,9 @@ fn main() {
     let floor = || {
         block(Box::pin(async {
             let resolved = resolver.resolve(&refs).await.unwrap();
+            let mut scratch = Vec::new();
             for representation in resolved {
-                black_box(floor_model.entitlements(&representation.unwrap()));
+                black_box(floor_model.entitlements_with(&representation.unwrap(), &mut scratch));
             }
         }));
     };
@@ -185,7 +183,7 @@ fn main() {
     let multi_resource = || {
         block(Box::pin(async {
             let d = point
-                .decide_multi_resource(one.clone(), "read", thousand.clone())
+                .decide_multi_resource(&one, "read", &thousand)
                 .await
                 .unwrap();
             black_box(d);
@@ -201,7 +199,7 @@ fn main() {
         .collect();
     let bulk_shared = || {
         block(Box::pin(async {
-            let d = point.decide_bulk(shared.clone()).await.unwrap();
+            let d = point.decide_bulk(&shared).await.unwrap();
             black_box(d);
         }));
     };

@@ -268,7 +268,7 @@ async fn decide(
     while requests.peek().is_some() {
         // Each chunk resolves its distinct subjects once.
         let batch: Vec<_> = requests.by_ref().take(chunk).collect();
-        for decisions in point.decide_bulk(batch).await? {
+        for decisions in point.decide_bulk(&batch).await? {
             let (_, mut each) = decisions
                 .iter()
                 .next()

@@ -124,6 +124,83 @@ pub struct MultiResourceRequest {
 pub(crate) struct Resources {
     model: Arc<Model>,
     prepared: Vec<Prepared>,
+    plan: Option<Plan>,
+}
+
+/// The call's resources compiled against the values they name, each value a bit: an entity
+/// is then summarised once (which of these values it holds the action on; the highest value
+/// it holds in each hierarchy) and each resource checked with a few word operations. Made
+/// when the resources name at most 64 distinct values, as nearly every call does; otherwise
+/// resources are checked against the entitlements directly.
+#[derive(Debug)]
+struct Plan {
+    /// The distinct values named, sorted; value `values[i]` is bit `i`.
+    values: Vec<ValueId>,
+    /// Model definition → its slot among the hierarchies named (`u8::MAX`: none).
+    hierarchy_slot: Vec<u8>,
+    slots: usize,
+    /// Per resource, per group (in the resource's order), the test.
+    tests: Vec<Vec<Test>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Test {
+    /// Every bit held.
+    All(u64),
+    /// One bit held.
+    Any(u64),
+    /// The hierarchy's best held value (smallest id) at or above `highest`.
+    AtMost { slot: u8, highest: ValueId },
+}
+
+impl Plan {
+    fn new(model: &Model, prepared: &[Prepared]) -> Option<Self> {
+        let mut values: Vec<ValueId> = prepared
+            .iter()
+            .flat_map(|p| {
+                p.groups
+                    .iter()
+                    .flat_map(|(_, values)| values.iter().copied())
+            })
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        if values.len() > 64 {
+            return None;
+        }
+        let mut hierarchy_slot = vec![u8::MAX; model.definitions.len()];
+        let mut slots = 0usize;
+        let bit = |value: &ValueId| 1u64 << values.binary_search(value).unwrap_or(0);
+        let mut tests = Vec::with_capacity(prepared.len());
+        for resource in prepared {
+            let mut each = Vec::with_capacity(resource.groups.len());
+            for (definition, group) in &resource.groups {
+                let mask = group.iter().map(bit).fold(0, |mask, b| mask | b);
+                each.push(match model.definitions[*definition as usize].rule {
+                    Rule::AllOf => Test::All(mask),
+                    Rule::AnyOf => Test::Any(mask),
+                    Rule::Hierarchy => {
+                        let slot = &mut hierarchy_slot[*definition as usize];
+                        if *slot == u8::MAX {
+                            *slot = u8::try_from(slots).ok().filter(|s| *s < u8::MAX)?;
+                            slots += 1;
+                        }
+                        Test::AtMost {
+                            slot: *slot,
+                            highest: group.iter().copied().min().unwrap_or(ValueId::MAX),
+                        }
+                    }
+                });
+            }
+            tests.push(each);
+        }
+        Some(Self {
+            values,
+            hierarchy_slot,
+            slots,
+            tests,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -137,7 +214,7 @@ struct Prepared {
 
 impl Resources {
     fn prepare(model: Arc<Model>, inputs: &[ResourceInput]) -> Self {
-        let prepared = inputs
+        let prepared: Vec<Prepared> = inputs
             .iter()
             .map(|input| {
                 let mut groups: Vec<(u32, Vec<ValueId>)> = Vec::new();
@@ -164,7 +241,93 @@ impl Resources {
                 }
             })
             .collect();
-        Self { model, prepared }
+        let plan = Plan::new(&model, &prepared);
+        Self {
+            model,
+            prepared,
+            plan,
+        }
+    }
+
+    /// The entity's bits for the plan's values and its best value per hierarchy (in `best`).
+    fn summarize(
+        &self,
+        plan: &Plan,
+        entitlements: &Entitlements,
+        bit: u64,
+        best: &mut Vec<ValueId>,
+    ) -> u64 {
+        best.clear();
+        best.resize(plan.slots, ValueId::MAX);
+        let mut held = 0u64;
+        for &(value, actions) in &entitlements.grants {
+            if actions & bit == 0 {
+                continue;
+            }
+            if let Ok(at) = plan.values.binary_search(&value) {
+                held |= 1u64 << at;
+            }
+            let definition = self.model.values[value as usize].definition;
+            let slot = plan.hierarchy_slot[definition as usize];
+            if slot != u8::MAX {
+                let best = &mut best[slot as usize];
+                *best = (*best).min(value);
+            }
+        }
+        held
+    }
+
+    /// Decides every resource for one entity, in order, into `out`; whether all are permitted.
+    fn decide_all(
+        &self,
+        entitlements: &Entitlements,
+        bit: u64,
+        best: &mut Vec<ValueId>,
+        out: &mut Vec<Verdict>,
+    ) -> bool {
+        let start = out.len();
+        match &self.plan {
+            None => out.extend((0..self.len()).map(|index| self.check(index, entitlements, bit))),
+            Some(plan) => self.decide_planned(plan, entitlements, bit, best, out),
+        }
+        out[start..].iter().all(|v| v.permitted)
+    }
+
+    fn decide_planned(
+        &self,
+        plan: &Plan,
+        entitlements: &Entitlements,
+        bit: u64,
+        best: &mut Vec<ValueId>,
+        out: &mut Vec<Verdict>,
+    ) {
+        let held = self.summarize(plan, entitlements, bit, best);
+        out.extend(
+            self.prepared
+                .iter()
+                .zip(&plan.tests)
+                .map(|(resource, tests)| {
+                    if resource.unknown.is_some() || resource.groups.is_empty() {
+                        return Verdict::UNKNOWN;
+                    }
+                    let mut failed = 0u64;
+                    for (position, test) in tests.iter().enumerate() {
+                        let pass = match *test {
+                            Test::All(mask) => held & mask == mask,
+                            Test::Any(mask) => held & mask != 0,
+                            Test::AtMost { slot, highest } => best[slot as usize] <= highest,
+                        };
+                        if !pass {
+                            failed |= 1u64 << position.min(63);
+                        }
+                    }
+                    Verdict {
+                        permitted: failed == 0,
+                        failed,
+                        unknown: false,
+                    }
+                }),
+        );
     }
 
     /// How many resources.
@@ -312,7 +475,8 @@ pub struct EntityDecisions {
     pub ephemeral_id: Arc<str>,
     /// Whether every resource is permitted.
     pub all_permitted: bool,
-    verdicts: Vec<Verdict>,
+    /// Where its verdicts start in [`Decisions::verdicts`] (one per resource).
+    start: usize,
     unresolved: Option<String>,
 }
 
@@ -322,6 +486,9 @@ pub struct Decisions {
     resources: Resources,
     /// Per entity, in request order.
     pub entities: Vec<EntityDecisions>,
+    /// Every entity's verdicts, one run of `resources.len()` per entity: one allocation per
+    /// call, not one per entity.
+    verdicts: Vec<Verdict>,
 }
 
 impl Decisions {
@@ -335,8 +502,11 @@ impl Decisions {
         &'a self,
         entity: &'a EntityDecisions,
     ) -> impl ExactSizeIterator<Item = ResourceDecision<'a>> + 'a {
-        entity
-            .verdicts
+        let run = entity.start..entity.start + self.resources.len();
+        // An entity of another answer gets no decisions rather than someone else's.
+        self.verdicts
+            .get(run)
+            .unwrap_or_default()
             .iter()
             .enumerate()
             .map(move |(index, verdict)| ResourceDecision {
@@ -458,27 +628,28 @@ impl DecisionPoint {
     /// One entity, one action, one resource.
     pub async fn decide(
         &self,
-        entity: EntityInput,
+        entity: &EntityInput,
         action: &str,
-        resource: ResourceInput,
+        resource: &ResourceInput,
     ) -> Result<Decisions, PdpError> {
-        self.decide_multi_resource(entity, action, vec![resource])
+        self.decide_multi_resource(entity, action, std::slice::from_ref(resource))
             .await
     }
 
     /// One entity, one action, up to [`Limits::max_resources`] resources.
     pub async fn decide_multi_resource(
         &self,
-        entity: EntityInput,
+        entity: &EntityInput,
         action: &str,
-        resources: Vec<ResourceInput>,
+        resources: &[ResourceInput],
     ) -> Result<Decisions, PdpError> {
         check_limit(
             || "resources".to_owned(),
             resources.len(),
             self.limits.max_resources,
         )?;
-        self.decide_many(vec![entity], action, &resources).await
+        self.decide_many(std::slice::from_ref(entity), action, resources)
+            .await
     }
 
     /// Up to [`Limits::max_entities`] entities, one action, up to
@@ -486,9 +657,9 @@ impl DecisionPoint {
     /// computed once, then checked against every resource.
     pub async fn decide_multi_entity(
         &self,
-        entities: Vec<EntityInput>,
+        entities: &[EntityInput],
         action: &str,
-        resources: Vec<ResourceInput>,
+        resources: &[ResourceInput],
     ) -> Result<Decisions, PdpError> {
         check_limit(
             || "entities".to_owned(),
@@ -500,12 +671,12 @@ impl DecisionPoint {
             resources.len(),
             self.limits.max_entity_resources,
         )?;
-        self.decide_many(entities, action, &resources).await
+        self.decide_many(entities, action, resources).await
     }
 
     async fn decide_many(
         &self,
-        entities: Vec<EntityInput>,
+        entities: &[EntityInput],
         action: &str,
         resources: &[ResourceInput],
     ) -> Result<Decisions, PdpError> {
@@ -524,10 +695,11 @@ impl DecisionPoint {
         let model = self.model.current();
         let bit = model.action_id(action).map_or(0, |id| 1u64 << id);
         let resources = Resources::prepare(Arc::clone(&model), resources);
-        let entities = evaluate(&model, &resources, bit, &entities, &resolved, &slots);
+        let (entities, verdicts) = evaluate(&model, &resources, bit, entities, &resolved, &slots);
         Ok(Decisions {
             resources,
             entities,
+            verdicts,
         })
     }
 
@@ -535,7 +707,7 @@ impl DecisionPoint {
     /// is resolved once and its entitlements computed once.
     pub async fn decide_bulk(
         &self,
-        requests: Vec<MultiResourceRequest>,
+        requests: &[MultiResourceRequest],
     ) -> Result<Vec<Decisions>, PdpError> {
         check_limit(
             || "requests".to_owned(),
@@ -559,25 +731,40 @@ impl DecisionPoint {
         let refs: Vec<&EntityRef> = requests.iter().map(|r| &r.entity.entity).collect();
         let (resolved, slots) = self.resolve(&refs).await?;
         let model = self.model.current();
+        let mut met = Vec::new();
         let entitlements: Vec<Option<Entitlements>> = resolved
             .iter()
-            .map(|r| r.as_ref().ok().map(|rep| model.entitlements(rep)))
+            .map(|r| {
+                r.as_ref()
+                    .ok()
+                    .map(|rep| model.entitlements_with(rep, &mut met))
+            })
             .collect();
+        let mut best = Vec::new();
         Ok(requests
             .iter()
             .zip(&slots)
             .map(|(request, &slot)| {
                 let bit = model.action_id(&request.action).map_or(0, |id| 1u64 << id);
                 let resources = Resources::prepare(Arc::clone(&model), &request.resources);
+                let mut verdicts = Vec::with_capacity(resources.len());
                 let decided = match (&entitlements[slot], &resolved[slot]) {
-                    (Some(entitlements), _) => {
-                        decide_entity(&resources, entitlements, bit, &request.entity)
+                    (Some(entitlements), _) => decide_entity(
+                        &resources,
+                        entitlements,
+                        bit,
+                        &request.entity,
+                        &mut best,
+                        &mut verdicts,
+                    ),
+                    (None, resolved) => {
+                        unresolved(&resources, &request.entity, resolved, &mut verdicts)
                     }
-                    (None, resolved) => unresolved(&resources, &request.entity, resolved),
                 };
                 Decisions {
                     resources,
                     entities: vec![decided],
+                    verdicts,
                 }
             })
             .collect())
@@ -587,7 +774,7 @@ impl DecisionPoint {
     /// `comprehensive`).
     pub async fn entitlements(
         &self,
-        entities: Vec<EntityInput>,
+        entities: &[EntityInput],
         comprehensive: bool,
     ) -> Result<Vec<EntityEntitlements>, PdpError> {
         check_limit(
@@ -622,23 +809,31 @@ fn decide_entity(
     entitlements: &Entitlements,
     bit: u64,
     entity: &EntityInput,
+    best: &mut Vec<ValueId>,
+    verdicts: &mut Vec<Verdict>,
 ) -> EntityDecisions {
-    let verdicts: Vec<Verdict> = (0..resources.len())
-        .map(|index| resources.check(index, entitlements, bit))
-        .collect();
+    let start = verdicts.len();
+    let all_permitted = resources.decide_all(entitlements, bit, best, verdicts);
     EntityDecisions {
         ephemeral_id: Arc::clone(&entity.ephemeral_id),
-        all_permitted: verdicts.iter().all(|v| v.permitted),
-        verdicts,
+        all_permitted,
+        start,
         unresolved: None,
     }
 }
 
-fn unresolved(resources: &Resources, entity: &EntityInput, resolved: &Resolved) -> EntityDecisions {
+fn unresolved(
+    resources: &Resources,
+    entity: &EntityInput,
+    resolved: &Resolved,
+    verdicts: &mut Vec<Verdict>,
+) -> EntityDecisions {
+    let start = verdicts.len();
+    verdicts.extend(std::iter::repeat_n(Verdict::UNRESOLVED, resources.len()));
     EntityDecisions {
         ephemeral_id: Arc::clone(&entity.ephemeral_id),
         all_permitted: resources.is_empty(),
-        verdicts: vec![Verdict::UNRESOLVED; resources.len()],
+        start,
         unresolved: Some(resolved.as_ref().err().cloned().unwrap_or_default()),
     }
 }
@@ -651,19 +846,34 @@ fn evaluate(
     entities: &[EntityInput],
     resolved: &[Resolved],
     slots: &[usize],
-) -> Vec<EntityDecisions> {
+) -> (Vec<EntityDecisions>, Vec<Verdict>) {
     // One thread: splitting 500 entities over this machine's second core cost more than it
     // saved when measured (BENCHMARKS.md, [7/10]), so a call runs on the task that took it.
+    let mut met = Vec::new();
     let entitlements: Vec<Option<Entitlements>> = resolved
         .iter()
-        .map(|r| r.as_ref().ok().map(|rep| model.entitlements(rep)))
+        .map(|r| {
+            r.as_ref()
+                .ok()
+                .map(|rep| model.entitlements_with(rep, &mut met))
+        })
         .collect();
-    entities
+    let mut best = Vec::new();
+    let mut verdicts = Vec::with_capacity(entities.len() * resources.len());
+    let decided = entities
         .iter()
         .zip(slots)
         .map(|(entity, &slot)| match &entitlements[slot] {
-            Some(entitlements) => decide_entity(resources, entitlements, bit, entity),
-            None => unresolved(resources, entity, &resolved[slot]),
+            Some(entitlements) => decide_entity(
+                resources,
+                entitlements,
+                bit,
+                entity,
+                &mut best,
+                &mut verdicts,
+            ),
+            None => unresolved(resources, entity, &resolved[slot], &mut verdicts),
         })
-        .collect()
+        .collect();
+    (decided, verdicts)
 }

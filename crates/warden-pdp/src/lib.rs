@@ -45,7 +45,7 @@
 //! ];
 //! let public = ResourceInput::new("memo", ["https://example.com/attr/classification/value/public"]);
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let decisions = point.decide_multi_entity(entities, "read", vec![public]).await.unwrap();
+//! let decisions = point.decide_multi_entity(&entities, "read", &[public]).await.unwrap();
 //! let permitted: Vec<bool> = decisions.entities.iter().map(|e| e.all_permitted).collect();
 //! assert_eq!(permitted, [true, false]);
 //! # });

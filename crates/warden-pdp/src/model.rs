@@ -195,7 +195,6 @@ struct Selector {
 
 #[derive(Debug)]
 struct Condition {
-    selector: Selector,
     operator: Operator,
     values: Box<[Box<str>]>,
 }
@@ -203,7 +202,88 @@ struct Condition {
 #[derive(Debug)]
 struct Group {
     operator: BoolOp,
-    conditions: Box<[Condition]>,
+    /// Indexes into [`Conditions::list`].
+    conditions: Box<[u32]>,
+}
+
+/// Every condition of the model, indexed so that an entity's representation is walked once
+/// per distinct selector, not once per condition: each value found is looked up once.
+#[derive(Debug, Default)]
+struct Conditions {
+    /// Distinct selectors.
+    selectors: Vec<Selector>,
+    list: Vec<Condition>,
+    /// Per selector: a value → the IN and NOT_IN conditions listing it.
+    exact: Vec<HashMap<Box<str>, Vec<u32>>>,
+    /// Per selector: its IN_CONTAINS conditions, which test each value found.
+    contains: Vec<Vec<u32>>,
+}
+
+impl Conditions {
+    fn add(
+        &mut self,
+        selectors: &mut HashMap<String, u32>,
+        text: &str,
+        selector: Selector,
+        condition: Condition,
+    ) -> u32 {
+        let s = *selectors.entry(text.to_owned()).or_insert_with(|| {
+            self.selectors.push(selector);
+            self.exact.push(HashMap::new());
+            self.contains.push(Vec::new());
+            u32::try_from(self.selectors.len() - 1).unwrap_or(u32::MAX)
+        });
+        let id = u32::try_from(self.list.len()).unwrap_or(u32::MAX);
+        match condition.operator {
+            Operator::In | Operator::NotIn => {
+                for value in &condition.values {
+                    let ids = self.exact[s as usize].entry(value.clone()).or_default();
+                    if ids.last() != Some(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+            Operator::InContains => self.contains[s as usize].push(id),
+        }
+        self.list.push(condition);
+        id
+    }
+
+    /// Marks in `met` each condition whose selector finds one of its values (for NOT_IN: one
+    /// it must not find).
+    fn meet(&self, representation: &Value, met: &mut Vec<bool>) {
+        met.clear();
+        met.resize(self.list.len(), false);
+        for (s, selector) in self.selectors.iter().enumerate() {
+            let (exact, contains) = (&self.exact[s], &self.contains[s]);
+            selector.any(representation, &mut |leaf| {
+                if let Some(ids) = exact.get(leaf) {
+                    for &id in ids {
+                        met[id as usize] = true;
+                    }
+                }
+                for &id in contains {
+                    if !met[id as usize]
+                        && self.list[id as usize]
+                            .values
+                            .iter()
+                            .any(|v| leaf.contains(&**v))
+                    {
+                        met[id as usize] = true;
+                    }
+                }
+                // Keep walking: every value found counts.
+                false
+            });
+        }
+    }
+
+    fn holds(&self, id: u32, met: &[bool]) -> bool {
+        match self.list[id as usize].operator {
+            Operator::In | Operator::InContains => met[id as usize],
+            Operator::NotIn => !met[id as usize],
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -222,6 +302,7 @@ pub struct Model {
     by_fqn: HashMap<Box<str>, ValueId>,
     actions: Vec<Arc<str>>,
     action_ids: HashMap<Box<str>, u8>,
+    conditions: Conditions,
     mappings: Vec<Mapping>,
 }
 
@@ -311,8 +392,10 @@ impl Model {
             by_fqn: HashMap::new(),
             actions: Vec::new(),
             action_ids: HashMap::new(),
+            conditions: Conditions::default(),
             mappings: Vec::new(),
         };
+        let mut selectors = HashMap::new();
         let mut definitions = HashMap::new();
         for (i, attribute) in config.attributes.iter().enumerate() {
             let at = format!("attributes[{i}]");
@@ -432,11 +515,16 @@ impl Model {
                         );
                     }
                     match Selector::parse(&condition.selector) {
-                        Ok(selector) => conditions.push(Condition {
+                        Ok(selector) => conditions.push(model.conditions.add(
+                            &mut selectors,
+                            &condition.selector,
                             selector,
-                            operator: condition.operator,
-                            values: condition.values.iter().map(|v| v.as_str().into()).collect(),
-                        }),
+                            Condition {
+                                operator: condition.operator,
+                                values:
+                                    condition.values.iter().map(|v| v.as_str().into()).collect(),
+                            },
+                        )),
                         Err(why) => problem(format!("{here}.selector"), why),
                     }
                 }
@@ -514,9 +602,25 @@ impl Model {
     /// What an entity with `representation` is entitled to: every subject mapping evaluated
     /// once.
     pub fn entitlements(&self, representation: &Value) -> Entitlements {
+        self.entitlements_with(representation, &mut Vec::new())
+    }
+
+    /// [`Model::entitlements`] with a scratch buffer reused across many entities.
+    pub fn entitlements_with(&self, representation: &Value, met: &mut Vec<bool>) -> Entitlements {
+        self.conditions.meet(representation, met);
         let mut grants: Vec<(ValueId, u64)> = Vec::new();
         for mapping in &self.mappings {
-            if mapping.groups.iter().all(|g| g.holds(representation)) {
+            let holds = mapping.groups.iter().all(|group| {
+                let mut each = group
+                    .conditions
+                    .iter()
+                    .map(|&c| self.conditions.holds(c, met));
+                match group.operator {
+                    BoolOp::And => each.all(|held| held),
+                    BoolOp::Or => each.any(|held| held),
+                }
+            });
+            if holds {
                 grants.push((mapping.value, mapping.actions));
             }
         }
@@ -580,32 +684,6 @@ fn fqn_part(part: &str) -> Result<(), String> {
         Err(format!("`{part}` must not hold `/` or white space"))
     } else {
         Ok(())
-    }
-}
-
-impl Group {
-    fn holds(&self, representation: &Value) -> bool {
-        match self.operator {
-            BoolOp::And => self.conditions.iter().all(|c| c.holds(representation)),
-            BoolOp::Or => self.conditions.iter().any(|c| c.holds(representation)),
-        }
-    }
-}
-
-impl Condition {
-    fn holds(&self, representation: &Value) -> bool {
-        let values = &self.values;
-        match self.operator {
-            Operator::In => self.selector.any(representation, &mut |leaf| {
-                values.iter().any(|v| **v == *leaf)
-            }),
-            Operator::NotIn => !self.selector.any(representation, &mut |leaf| {
-                values.iter().any(|v| **v == *leaf)
-            }),
-            Operator::InContains => self.selector.any(representation, &mut |leaf| {
-                values.iter().any(|v| leaf.contains(&**v))
-            }),
-        }
     }
 }
 

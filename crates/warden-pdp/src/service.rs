@@ -178,7 +178,7 @@ impl proto::decision_service_server::DecisionService for DecisionService {
         let mut resource = resources(vec![resource]);
         let decisions = self
             .point
-            .decide(entity, &request.action, resource.remove(0))
+            .decide(&entity, &request.action, &resource.remove(0))
             .await?;
         let decision = multi_resource_response(&decisions).decisions.pop();
         Ok(Response::new(proto::GetDecisionResponse { decision }))
@@ -192,7 +192,7 @@ impl proto::decision_service_server::DecisionService for DecisionService {
         let entity = entity("entity", request.entity)?;
         let decisions = self
             .point
-            .decide_multi_resource(entity, &request.action, resources(request.resources))
+            .decide_multi_resource(&entity, &request.action, &resources(request.resources))
             .await?;
         Ok(Response::new(multi_resource_response(&decisions)))
     }
@@ -217,7 +217,7 @@ impl proto::decision_service_server::DecisionService for DecisionService {
             .collect::<Result<Vec<_>, _>>()?;
         let decisions = self
             .point
-            .decide_multi_entity(entities, &request.action, resources(request.resources))
+            .decide_multi_entity(&entities, &request.action, &resources(request.resources))
             .await?;
         Ok(Response::new(proto::GetDecisionMultiEntityResponse {
             all_permitted: decisions.all_permitted(),
@@ -248,7 +248,7 @@ impl proto::decision_service_server::DecisionService for DecisionService {
                 })
             })
             .collect::<Result<Vec<_>, PdpError>>()?;
-        let answers = self.point.decide_bulk(requests).await?;
+        let answers = self.point.decide_bulk(&requests).await?;
         Ok(Response::new(proto::GetDecisionBulkResponse {
             responses: answers.iter().map(multi_resource_response).collect(),
         }))
@@ -273,7 +273,7 @@ impl proto::decision_service_server::DecisionService for DecisionService {
             .collect::<Result<Vec<_>, _>>()?;
         let answers = self
             .point
-            .entitlements(entities, request.with_comprehensive_hierarchy)
+            .entitlements(&entities, request.with_comprehensive_hierarchy)
             .await?;
         Ok(Response::new(proto::GetEntitlementsResponse {
             entitlements: answers

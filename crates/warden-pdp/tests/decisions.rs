@@ -103,9 +103,9 @@ fn decide_one(
     values: &[String],
 ) -> (bool, Vec<String>, Option<String>) {
     let decisions = run(point.decide(
-        EntityInput::claims("e", entity),
+        &EntityInput::claims("e", entity),
         action,
-        ResourceInput::new("r", values.iter().map(String::as_str)),
+        &ResourceInput::new("r", values.iter().map(String::as_str)),
     ))
     .unwrap();
     let entity = &decisions.entities[0];
@@ -171,9 +171,9 @@ fn hierarchy_all_of_any_of_and_mixed_definitions_decide_as_the_table_says() {
 fn an_unknown_value_denies_only_its_resource_and_says_which() {
     let point = point();
     let decisions = run(point.decide_multi_resource(
-        EntityInput::claims("tia", json!({"attributes": {"clearance": "topsecret"}})),
+        &EntityInput::claims("tia", json!({"attributes": {"clearance": "topsecret"}})),
         "read",
-        vec![
+        &[
             ResourceInput::new("known", [v("classification", "secret")]),
             ResourceInput::new(
                 "unknown",
@@ -203,9 +203,9 @@ fn an_unknown_value_denies_only_its_resource_and_says_which() {
 fn obligations_of_the_resources_values_come_with_the_decision() {
     let point = point();
     let decisions = run(point.decide_multi_resource(
-        EntityInput::claims("tia", json!({"attributes": {"clearance": "topsecret"}})),
+        &EntityInput::claims("tia", json!({"attributes": {"clearance": "topsecret"}})),
         "read",
-        vec![
+        &[
             ResourceInput::new("top", [v("classification", "topsecret")]),
             ResourceInput::new("public", [v("classification", "public")]),
         ],
@@ -346,25 +346,25 @@ fn every_limit_is_checked_naming_the_field_the_count_and_the_maximum() {
     let resources = |n: usize| (0..n).map(|i| resource(&i.to_string())).collect::<Vec<_>>();
     assert_eq!(
         invalid(run(point.decide_multi_resource(
-            entity("a"),
+            &entity("a"),
             "read",
-            resources(4)
+            &resources(4)
         ))),
         "resources: 4 given, at most 3"
     );
     assert_eq!(
         invalid(run(point.decide_multi_entity(
-            vec![entity("a"), entity("b"), entity("c")],
+            &[entity("a"), entity("b"), entity("c")],
             "read",
-            resources(1)
+            &resources(1)
         ))),
         "entities: 3 given, at most 2"
     );
     assert_eq!(
         invalid(run(point.decide_multi_entity(
-            vec![entity("a")],
+            &[entity("a")],
             "read",
-            resources(3)
+            &resources(3)
         ))),
         "resources: 3 given, at most 2"
     );
@@ -374,7 +374,7 @@ fn every_limit_is_checked_naming_the_field_the_count_and_the_maximum() {
         resources: resources(n),
     };
     assert_eq!(
-        invalid(run(point.decide_bulk(vec![
+        invalid(run(point.decide_bulk(&[
             request(1),
             request(1),
             request(1)
@@ -382,7 +382,7 @@ fn every_limit_is_checked_naming_the_field_the_count_and_the_maximum() {
         "requests: 3 given, at most 2"
     );
     assert_eq!(
-        invalid(run(point.decide_bulk(vec![request(1), request(4)]))),
+        invalid(run(point.decide_bulk(&[request(1), request(4)]))),
         "requests[1].resources: 4 given, at most 3"
     );
     let wide = ResourceInput::new(
@@ -394,29 +394,23 @@ fn every_limit_is_checked_naming_the_field_the_count_and_the_maximum() {
         ],
     );
     assert_eq!(
-        invalid(run(point.decide(entity("a"), "read", wide))),
+        invalid(run(point.decide(&entity("a"), "read", &wide))),
         "resources[0].attribute_values: 3 given, at most 2"
     );
     assert_eq!(
-        invalid(run(
-            point.entitlements(vec![entity("a"), entity("b")], false)
-        )),
+        invalid(run(point.entitlements(&[entity("a"), entity("b")], false))),
         "entities: 2 given, at most 1"
     );
     assert_eq!(
-        invalid(run(point.decide_multi_resource(
-            entity("a"),
-            "read",
-            vec![]
-        ))),
+        invalid(run(point.decide_multi_resource(&entity("a"), "read", &[]))),
         "resources: at least one resource is needed"
     );
     assert_eq!(
-        invalid(run(point.decide_multi_entity(vec![], "read", resources(1)))),
+        invalid(run(point.decide_multi_entity(&[], "read", &resources(1)))),
         "entities: at least one entity is needed"
     );
     assert_eq!(
-        invalid(run(point.decide(entity("a"), "", resource("r")))),
+        invalid(run(point.decide(&entity("a"), "", &resource("r")))),
         "action: must name an action"
     );
 }
@@ -425,7 +419,7 @@ fn every_limit_is_checked_naming_the_field_the_count_and_the_maximum() {
 fn entitlements_list_actions_per_value_and_the_hierarchy_below_when_asked() {
     let point = point();
     let top = || EntityInput::claims("tia", json!({"attributes": {"clearance": "topsecret"}}));
-    let plain = run(point.entitlements(vec![top()], false)).unwrap();
+    let plain = run(point.entitlements(&[top()], false)).unwrap();
     let describe = |e: &warden_pdp::EntityEntitlements| -> Vec<(String, Vec<String>)> {
         e.entitlements
             .iter()
@@ -447,7 +441,7 @@ fn entitlements_list_actions_per_value_and_the_hierarchy_below_when_asked() {
             ("public".to_owned(), vec!["read".to_owned()]),
         ]
     );
-    let comprehensive = run(point.entitlements(vec![top()], true)).unwrap();
+    let comprehensive = run(point.entitlements(&[top()], true)).unwrap();
     let values: Vec<String> = describe(&comprehensive[0])
         .into_iter()
         .map(|(v, _)| v)
@@ -499,7 +493,7 @@ fn a_bulk_call_resolves_each_entity_once_in_one_batch() {
             ],
         })
         .collect();
-    let answers = run(point.decide_bulk(requests)).unwrap();
+    let answers = run(point.decide_bulk(&requests)).unwrap();
     assert_eq!(counting.batches.load(Ordering::SeqCst), 1);
     let mut seen = counting.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 20, "each entity once: {seen:?}");
@@ -515,13 +509,13 @@ fn a_bulk_call_resolves_each_entity_once_in_one_batch() {
     }
     // Multi-entity too: repeated entities resolve once.
     counting.seen.lock().unwrap().clear();
-    let entities = (0..100)
+    let entities: Vec<EntityInput> = (0..100)
         .map(|i| EntityInput::id(format!("e{i}"), format!("user-{}", i % 10)))
         .collect();
     let decisions = run(point.decide_multi_entity(
-        entities,
+        &entities,
         "read",
-        vec![ResourceInput::new("s", [v("classification", "secret")])],
+        &[ResourceInput::new("s", [v("classification", "secret")])],
     ))
     .unwrap();
     assert_eq!(counting.seen.lock().unwrap().len(), 10);
@@ -534,12 +528,12 @@ fn an_entity_that_does_not_resolve_is_denied_and_the_others_are_decided() {
     let model = Model::parse(MODEL, false, "model.toml").unwrap();
     let point = DecisionPoint::new(ModelHandle::new(model), Counting::default());
     let decisions = run(point.decide_multi_entity(
-        vec![
+        &[
             EntityInput::id("ok", "sam"),
             EntityInput::token("bad", "not-configured"),
         ],
         "read",
-        vec![ResourceInput::new("s", [v("classification", "secret")])],
+        &[ResourceInput::new("s", [v("classification", "secret")])],
     ))
     .unwrap();
     let results: Vec<(bool, Option<String>)> = decisions
@@ -635,14 +629,13 @@ fn multi_entity_answers_equal_single_decisions_on_random_inputs() {
             })
             .collect();
         let action = ["read", "write", "delete"][rng.gen_range(0..3)];
-        let many =
-            run(point.decide_multi_entity(entities.clone(), action, resources.clone())).unwrap();
+        let many = run(point.decide_multi_entity(&entities, action, &resources)).unwrap();
         assert_eq!(many.entities.len(), entities.len());
         for (entity, (result, decisions)) in entities.iter().zip(many.iter()) {
             assert_eq!(result.ephemeral_id, entity.ephemeral_id);
             let mut all = true;
             for (resource, decision) in resources.iter().zip(decisions) {
-                let single = run(point.decide(entity.clone(), action, resource.clone())).unwrap();
+                let single = run(point.decide(entity, action, resource)).unwrap();
                 let one = single.decisions(&single.entities[0]).next().unwrap();
                 assert_eq!(decision.ephemeral_id(), &*resource.ephemeral_id);
                 assert_eq!(
@@ -664,4 +657,69 @@ fn summary(_: &Decisions, d: &warden_pdp::ResourceDecision<'_>) -> (Vec<String>,
         d.failed_definitions().map(str::to_owned).collect(),
         d.reason().map(|r| r.into_owned()),
     )
+}
+
+/// A call naming more than 64 distinct values is checked without the compiled plan; both
+/// ways must agree on every resource.
+#[test]
+fn resources_checked_with_and_without_the_compiled_plan_get_the_same_decisions() {
+    let mut rng = StdRng::seed_from_u64(64);
+    let mut text = String::new();
+    for (d, rule) in ["all_of", "any_of", "hierarchy"].iter().enumerate() {
+        let values: Vec<String> = (0..30).map(|i| format!("\"v{i}\"")).collect();
+        text += &format!(
+            "[[attributes]]\nnamespace = \"w.io\"\nname = \"d{d}\"\nrule = \"{rule}\"\nvalues = [{}]\n",
+            values.join(", ")
+        );
+        for i in 0..30 {
+            text += &format!(
+                "[[subject_mappings]]\nattribute_value = \"https://w.io/attr/d{d}/value/v{i}\"\nactions = [\"read\"]\ncondition_groups = [{{ conditions = [{{ selector = \".groups[]\", operator = \"in\", values = [\"g{d}-{i}\"] }}] }}]\n"
+            );
+        }
+    }
+    let model = Model::parse(&text, false, "wide.toml").unwrap();
+    let point = DecisionPoint::new(ModelHandle::new(model), StandardResolver::new());
+    let value = |d: usize, i: usize| format!("https://w.io/attr/d{d}/value/v{i}");
+    // Two fillers naming 66 distinct values between them (each within the per-resource limit).
+    let filler = |from: usize| {
+        ResourceInput::new(
+            format!("filler-{from}"),
+            (from..from + 33)
+                .map(|i| value(i % 3, i / 3))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut compared = 0;
+    for _ in 0..300 {
+        let groups: Vec<String> = (0..rng.gen_range(0..12))
+            .map(|_| format!("g{}-{}", rng.gen_range(0..3), rng.gen_range(0..30)))
+            .collect();
+        let entity = EntityInput::claims("e", json!({ "groups": groups }));
+        let resource = ResourceInput::new(
+            "r",
+            (0..rng.gen_range(1..5))
+                .map(|_| value(rng.gen_range(0..3), rng.gen_range(0..30)))
+                .collect::<Vec<_>>(),
+        );
+        let alone = run(point.decide(&entity, "read", &resource)).unwrap();
+        let among = run(point.decide_multi_resource(
+            &entity,
+            "read",
+            &[resource.clone(), filler(0), filler(33)],
+        ))
+        .unwrap();
+        let a = alone.decisions(&alone.entities[0]).next().unwrap();
+        let b = among.decisions(&among.entities[0]).next().unwrap();
+        assert_eq!(
+            (a.permitted(), a.failed_definitions().collect::<Vec<_>>()),
+            (b.permitted(), b.failed_definitions().collect::<Vec<_>>()),
+            "{:?}",
+            resource.attribute_values
+        );
+        compared += usize::from(a.permitted());
+    }
+    assert!(
+        compared > 0,
+        "some resources were permitted, so both paths were exercised"
+    );
 }
