@@ -272,7 +272,28 @@ default = ["pdp"]
     let _ = std::fs::remove_dir_all(&check_dir);
 
     let metrics = pdp.metrics().await;
-    assert!(metrics.contains("warden_"), "Prometheus text: {metrics}");
+    // The two multi-entity answers above: e0 permitted, e1 denied.
+    assert_eq!(
+        support::sample(
+            &metrics,
+            "warden_pdp_decisions_total{call=\"multi_entity\",decision=\"permit\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert!(
+        support::sample(
+            &metrics,
+            "warden_pdp_decisions_total{call=\"bulk\",decision=\"deny\"}"
+        ) >= 2.0,
+        "AuthZEN evaluations count as bulk: {metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("warden_decisions_total{") && l.contains("\"read\"")),
+        "callers' calls are decided by the Warden stack, as reads: {metrics}"
+    );
 
     let logs = std::sync::Arc::clone(&pdp.logs);
     let status = pdp.terminate();

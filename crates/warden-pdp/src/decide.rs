@@ -491,6 +491,30 @@ pub struct Decisions {
     verdicts: Vec<Verdict>,
 }
 
+/// Counts `decisions`' verdicts under `call` (`warden_pdp_decisions_total`) and its entities
+/// that did not resolve (`warden_pdp_unresolved_entities_total`).
+fn record(call: &'static str, decisions: &[Decisions]) {
+    let (mut permits, mut denies, mut unresolved) = (0u64, 0u64, 0u64);
+    for answer in decisions {
+        let permitted = answer.verdicts.iter().filter(|v| v.permitted).count() as u64;
+        permits += permitted;
+        denies += answer.verdicts.len() as u64 - permitted;
+        unresolved += answer
+            .entities
+            .iter()
+            .filter(|e| e.unresolved.is_some())
+            .count() as u64;
+    }
+    metrics::counter!("warden_pdp_decisions_total", "call" => call, "decision" => "permit")
+        .increment(permits);
+    metrics::counter!("warden_pdp_decisions_total", "call" => call, "decision" => "deny")
+        .increment(denies);
+    if unresolved > 0 {
+        metrics::counter!("warden_pdp_unresolved_entities_total", "call" => call)
+            .increment(unresolved);
+    }
+}
+
 impl Decisions {
     /// Whether every entity may access every resource.
     pub fn all_permitted(&self) -> bool {
@@ -614,7 +638,14 @@ impl DecisionPoint {
             });
             slots.push(slot);
         }
-        let resolved = self.resolver.resolve(&distinct).await?;
+        let resolved = self
+            .resolver
+            .resolve(&distinct)
+            .await
+            .inspect_err(|error| {
+                metrics::counter!("warden_pdp_resolver_failures_total").increment(1);
+                tracing::warn!(%error, "entity resolver failed; the call is refused");
+            })?;
         if resolved.len() != distinct.len() {
             return Err(PdpError::Unavailable(ResolveError(format!(
                 "the resolver answered {} entities for {}",
@@ -648,8 +679,11 @@ impl DecisionPoint {
             resources.len(),
             self.limits.max_resources,
         )?;
-        self.decide_many(std::slice::from_ref(entity), action, resources)
-            .await
+        let decisions = self
+            .decide_many(std::slice::from_ref(entity), action, resources)
+            .await?;
+        record("multi_resource", std::slice::from_ref(&decisions));
+        Ok(decisions)
     }
 
     /// Up to [`Limits::max_entities`] entities, one action, up to
@@ -671,7 +705,9 @@ impl DecisionPoint {
             resources.len(),
             self.limits.max_entity_resources,
         )?;
-        self.decide_many(entities, action, resources).await
+        let decisions = self.decide_many(entities, action, resources).await?;
+        record("multi_entity", std::slice::from_ref(&decisions));
+        Ok(decisions)
     }
 
     async fn decide_many(
@@ -741,7 +777,7 @@ impl DecisionPoint {
             })
             .collect();
         let mut best = Vec::new();
-        Ok(requests
+        let answers: Vec<Decisions> = requests
             .iter()
             .zip(&slots)
             .map(|(request, &slot)| {
@@ -767,7 +803,9 @@ impl DecisionPoint {
                     verdicts,
                 }
             })
-            .collect())
+            .collect();
+        record("bulk", &answers);
+        Ok(answers)
     }
 
     /// What each entity may do, by value (with the lower values a hierarchy implies when

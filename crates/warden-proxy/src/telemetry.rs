@@ -76,6 +76,18 @@ pub(crate) fn install_recorder() -> Result<PrometheusHandle, ProxyError> {
     );
     metrics::describe_gauge!(IN_FLIGHT, "Calls being forwarded to the upstream");
     metrics::describe_counter!(
+        "warden_pdp_decisions_total",
+        "Decision point verdicts (one per entity and resource), by call and outcome"
+    );
+    metrics::describe_counter!(
+        "warden_pdp_unresolved_entities_total",
+        "Entities the decision point could not resolve, whose resources were denied"
+    );
+    metrics::describe_counter!(
+        "warden_pdp_resolver_failures_total",
+        "Decision point calls refused because the entity resolver failed"
+    );
+    metrics::describe_counter!(
         UPSTREAM_ERRORS,
         "Calls the upstream could not take, by reason (connect, request)"
     );
