@@ -269,7 +269,6 @@ default = ["pdp"]
             .contains("not entitled under https://example.com/attr/classification"),
         "{staff:?}"
     );
-    let _ = std::fs::remove_dir_all(&check_dir);
 
     let metrics = pdp.metrics().await;
     // The two multi-entity answers above: e0 permitted, e1 denied.
@@ -298,6 +297,16 @@ default = ["pdp"]
     let logs = std::sync::Arc::clone(&pdp.logs);
     let status = pdp.terminate();
     assert!(status.success(), "{status}");
+    // The decision point is gone: the remote policy fails closed, saying why.
+    let down = ask("directors", "secret");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&down.stdout),
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert_eq!(down.status.code(), Some(1), "{said}");
+    assert!(said.contains("unavailable"), "{said}");
+    let _ = std::fs::remove_dir_all(&check_dir);
     let logs = logs.lock().unwrap();
     assert!(
         logs.contains("the changed attribute model is invalid"),
