@@ -294,6 +294,80 @@ async fn a_denied_message_in_a_client_stream_ends_the_call_and_never_reaches_the
     );
 }
 
+/// A bidirectional stream whose first message is allowed and whose second is not: the first
+/// is applied and answered, the second never reaches the handler, and the call ends with
+/// PERMISSION_DENIED. Each message is sent only after the previous one was answered, so what
+/// reached the handler is not left to timing.
+#[tokio::test]
+async fn a_denied_message_in_a_bidirectional_stream_ends_the_call_and_never_reaches_the_handler() {
+    let (addr, _log) = serve(demo_layer()).await;
+    let mut client = client(addr).await;
+    client
+        .start_workflow(as_user("alice-token", start("orders", "o-1")))
+        .await
+        .unwrap();
+    client
+        .start_workflow(as_user("carol-token", start("billing", "inv-1")))
+        .await
+        .unwrap();
+    let (send, outbound) = tokio::sync::mpsc::channel(4);
+    send.send(signal("orders", "o-1", "approve")).await.unwrap();
+    let mut events = client
+        .signal_workflow_stream(as_user(
+            "alice-token",
+            tokio_stream::wrappers::ReceiverStream::new(outbound),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = events.message().await.unwrap().unwrap();
+    assert_eq!(
+        (first.sequence, first.detail.as_slice()),
+        (1, &b"approve"[..])
+    );
+    send.send(signal("billing", "inv-1", "approve"))
+        .await
+        .unwrap();
+    let denied = tokio::time::timeout(Duration::from_secs(10), events.message())
+        .await
+        .expect("the call ends instead of waiting for more")
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    assert_eq!(
+        denied.message(),
+        "permission denied: needs the writer role in this namespace"
+    );
+    drop(send);
+
+    let count = |namespace: &'static str, id: &'static str| {
+        let mut client = client.clone();
+        async move {
+            client
+                .describe_workflow(as_user(
+                    "root-token",
+                    DescribeWorkflowRequest {
+                        namespace: namespace.into(),
+                        execution: execution(id),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .signal_count
+        }
+    };
+    assert_eq!(
+        count("orders", "o-1").await,
+        1,
+        "the allowed first message was applied"
+    );
+    assert_eq!(
+        count("billing", "inv-1").await,
+        0,
+        "the denied second message never reached the handler"
+    );
+}
+
 #[tokio::test]
 async fn every_message_of_an_allowed_client_stream_is_delivered() {
     let (addr, _log) = serve(demo_layer()).await;

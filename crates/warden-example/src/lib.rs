@@ -95,6 +95,7 @@ pub fn operation_map() -> OperationMap {
         .fields(&path("ListWorkflows"), Read, Fields::new().namespace(&[1]))
         .fields(&path("WatchWorkflow"), Read, on_execution())
         .fields_client_streaming(&path("SignalWorkflowBatch"), Signal, signal())
+        .fields_client_streaming(&path("SignalWorkflowStream"), Signal, signal())
         .build();
     match result {
         Ok(map) => map,
@@ -174,6 +175,7 @@ pub fn typed_operation_map() -> OperationMap {
             |m: WatchWorkflowRequest, op| target(op, m.namespace, m.execution),
         )
         .typed_client_streaming(&path("SignalWorkflowBatch"), Signal, signal)
+        .typed_client_streaming(&path("SignalWorkflowStream"), Signal, signal)
         .build();
     match result {
         Ok(map) => map,
@@ -498,5 +500,30 @@ impl WorkflowService for ExampleService {
             accepted += 1;
         }
         Ok(stamp.reply(SignalWorkflowBatchResponse { accepted }))
+    }
+
+    type SignalWorkflowStreamStream = EventStream;
+
+    async fn signal_workflow_stream(
+        &self,
+        request: Request<Streaming<SignalWorkflowRequest>>,
+    ) -> Result<Response<Self::SignalWorkflowStreamStream>, Status> {
+        use tokio_stream::StreamExt;
+        let stamp = self.log.record("SignalWorkflowStream", &request);
+        let service = self.clone();
+        let mut sequence = 0;
+        // Each signal is applied as it arrives and answered at once, so a test sees which
+        // messages reached the handler before the stream ended.
+        let events = request.into_inner().map(move |message| {
+            let message = message?;
+            service.signal(&message)?;
+            sequence += 1;
+            Ok(WorkflowEvent {
+                sequence,
+                kind: "signal".to_owned(),
+                detail: message.signal_name.into_bytes(),
+            })
+        });
+        Ok(stamp.reply(Box::pin(events)))
     }
 }
