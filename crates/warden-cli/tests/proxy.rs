@@ -639,6 +639,7 @@ method = [
     {{ path = "/warden.example.v1.WorkflowService/StartWorkflow", kind = "execute", namespace = "namespace", instance = "workflow_id", args = "input" }},
     {{ path = "/warden.example.v1.WorkflowService/SignalWorkflow", kind = "signal", namespace = "namespace", instance = "execution.workflow_id", name = "signal_name", args = "input" }},
     {{ path = "/warden.example.v1.WorkflowService/SignalWorkflowBatch", kind = "signal", namespace = "namespace", instance = "execution.workflow_id", name = "signal_name", args = "input" }},
+    {{ path = "/warden.example.v1.WorkflowService/SignalWorkflowStream", kind = "signal", namespace = "namespace", instance = "execution.workflow_id", name = "signal_name", args = "input" }},
     {{ path = "/warden.example.v1.WorkflowService/UpdateWorkflow", kind = "update", namespace = "namespace", instance = "execution.workflow_id", name = "update_name", args = "input" }},
     {{ path = "/warden.example.v1.WorkflowService/WatchWorkflow", kind = "read", namespace = "namespace", instance = "execution.workflow_id" }},
 ]
@@ -853,6 +854,101 @@ kinds = ["update"]
         1,
         "{calls:?}"
     );
+
+    // Streams whose first message is allowed and whose second is not: the second never
+    // reaches the upstream, and the call ends PERMISSION_DENIED.
+    let carol = issuer.token("carol", &["billing:writer"]);
+    example
+        .start_workflow(with_bearer(
+            StartWorkflowRequest {
+                namespace: "billing".to_owned(),
+                workflow_id: "generic-1".to_owned(),
+                workflow_type: "OrderWorkflow".to_owned(),
+                input: b"{}".to_vec(),
+                ..StartWorkflowRequest::default()
+            },
+            &carol,
+        ))
+        .await
+        .unwrap();
+    let orders_before = upstream_signals(upstream, "orders", "generic-1").await;
+    let billing = SignalWorkflowRequest {
+        namespace: "billing".to_owned(),
+        ..signal("sneaked")
+    };
+    let status = example
+        .signal_workflow_batch(with_bearer(
+            tokio_stream::iter(vec![signal("first"), billing.clone()]),
+            &writer,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert_eq!(
+        upstream_signals(upstream, "billing", "generic-1").await,
+        0,
+        "the batch's denied message never reached the upstream"
+    );
+
+    // Bidirectional: the next message is sent only once the previous one was answered.
+    let (send, outbound) = tokio::sync::mpsc::channel(4);
+    let before = upstream_signals(upstream, "orders", "generic-1").await;
+    send.send(signal("streamed")).await.unwrap();
+    let mut events = example
+        .signal_workflow_stream(with_bearer(
+            tokio_stream::wrappers::ReceiverStream::new(outbound),
+            &writer,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = events.message().await.unwrap().unwrap();
+    assert_eq!(first.detail, b"streamed");
+    send.send(billing).await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), events.message())
+        .await
+        .expect("the call ends instead of waiting for more")
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    drop(send);
+    assert_eq!(
+        upstream_signals(upstream, "orders", "generic-1").await,
+        before + 1,
+        "the allowed first message reached the upstream"
+    );
+    assert_eq!(
+        upstream_signals(upstream, "billing", "generic-1").await,
+        0,
+        "the stream's denied message never reached the upstream"
+    );
+    assert!(
+        orders_before >= 3,
+        "the earlier batch's signals were applied"
+    );
+}
+
+/// How many signals the upstream applied to `namespace`/`id`, asked directly.
+async fn upstream_signals(upstream: std::net::SocketAddr, namespace: &str, id: &str) -> u32 {
+    use warden_example::pb::{
+        DescribeWorkflowRequest, WorkflowExecution, workflow_service_client::WorkflowServiceClient,
+    };
+    let channel = Channel::from_shared(format!("http://{upstream}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    WorkflowServiceClient::new(channel)
+        .describe_workflow(DescribeWorkflowRequest {
+            namespace: namespace.to_owned(),
+            execution: Some(WorkflowExecution {
+                workflow_id: id.to_owned(),
+                run_id: String::new(),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .signal_count
 }
 
 #[test]

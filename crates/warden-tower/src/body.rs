@@ -21,7 +21,8 @@ pin_project! {
     ///
     /// When a later message of a client stream is denied after the handler started, the call
     /// still ends with that denial: the status in the trailers is replaced, whatever the
-    /// handler answered.
+    /// handler answered, and an error of the handler's body (an upstream that reset its stream
+    /// when the request was cut) becomes those trailers instead of a reset.
     pub struct ResponseBody<B> {
         #[pin]
         kind: Kind<B>,
@@ -90,6 +91,10 @@ where
         match this.kind.project() {
             KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             KindProj::Inner { body } => {
+                // The denial's trailers ended the response; the inner body is not asked again.
+                if *this.trailers_sent {
+                    return Poll::Ready(None);
+                }
                 let frame = ready!(body.poll_frame(cx));
                 let Some((denial, responder)) = this
                     .stream_denial
@@ -105,7 +110,10 @@ where
                         *this.trailers_sent = true;
                         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
                     }
-                    None if !*this.trailers_sent => {
+                    // The handler's body ended, or failed because the request stream was
+                    // cut at the denied message (a proxied upstream resets its stream then):
+                    // either way the call ends with the denial, not a reset.
+                    None | Some(Err(_)) => {
                         *this.trailers_sent = true;
                         let mut trailers = HeaderMap::new();
                         overwrite_status(&mut trailers, responder, denial);
