@@ -156,7 +156,7 @@ impl Credentials {
         context: &RequestContext,
     ) -> Result<AuthInfo, AuthError> {
         let mut info = AuthInfo::new();
-        if let Some(value) = headers.get(http::header::AUTHORIZATION)
+        if let Some(value) = single(headers, &http::header::AUTHORIZATION, "authorization")?
             && let Some((start, end)) = bearer_token(value.as_bytes())?
         {
             let token = Secret::from_header(value, start, end)
@@ -164,7 +164,7 @@ impl Credentials {
             info = info.with_bearer(token);
         }
         if let Some(name) = &self.api_key_header
-            && let Some(value) = headers.get(name)
+            && let Some(value) = single(headers, name, "API key")?
         {
             let (start, end) = trimmed(value.as_bytes(), 0);
             let key = Secret::from_header(value, start, end)
@@ -183,6 +183,22 @@ impl Credentials {
         }
         Ok(info)
     }
+}
+
+/// The one value of a credential header. Two are refused, never "the first": whoever reads
+/// the call after Warden (a handler, an upstream with its own checks, an audit log) might take
+/// the other one.
+fn single<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+    what: &str,
+) -> Result<Option<&'h http::HeaderValue>, AuthError> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(AuthError::invalid(format!("more than one {what} header")));
+    }
+    Ok(first)
 }
 
 /// Where the token of an `authorization: Bearer <token>` value is (scheme case-insensitive);
@@ -298,5 +314,36 @@ mod tests {
         assert_eq!(bearer(b"B\xc3\xa9arer abc"), malformed);
         // The scheme alone, trailing whitespace trimmed, is no bearer token either.
         assert_eq!(bearer(b"Bearer    "), Ok(None));
+    }
+
+    #[test]
+    fn two_authorization_or_api_key_headers_are_refused_not_the_first_taken() {
+        let credentials = Credentials {
+            api_key_header: Some(HeaderName::from_static("x-api-key")),
+            ..Credentials::default()
+        };
+        for (name, what) in [("authorization", "authorization"), ("x-api-key", "API key")] {
+            let mut headers = HeaderMap::new();
+            let value = if name == "authorization" {
+                "Bearer a"
+            } else {
+                "a"
+            };
+            headers.append(name, http::HeaderValue::from_static(value));
+            assert!(
+                credentials
+                    .auth_info(&headers, &RequestContext::default())
+                    .is_ok()
+            );
+            headers.append(name, http::HeaderValue::from_static(value));
+            let error = credentials
+                .auth_info(&headers, &RequestContext::default())
+                .unwrap_err();
+            assert_eq!(
+                error,
+                AuthError::invalid(format!("more than one {what} header")),
+                "even two equal values"
+            );
+        }
     }
 }
