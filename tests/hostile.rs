@@ -479,58 +479,6 @@ fn corpus() -> Vec<Case> {
     cases
 }
 
-/// The proxy's config: the example service by its descriptors, alice by API key, and the
-/// role model the demo stack uses.
-fn proxy_config(upstream: SocketAddr, dir: &std::path::Path) -> warden_proxy::ProxyConfig {
-    std::fs::write(
-        dir.join("example.binpb"),
-        warden_example::FILE_DESCRIPTOR_SET,
-    )
-    .unwrap();
-    let text = format!(
-        r#"
-[listen]
-address = "127.0.0.1:0"
-
-[upstream]
-address = "http://{upstream}"
-
-[service]
-preset = "none"
-descriptor_set = "example.binpb"
-method = [
-    {{ path = "/{SERVICE}/StartWorkflow", kind = "execute", namespace = "namespace", instance = "workflow_id" }},
-    {{ path = "/{SERVICE}/SignalWorkflow", kind = "signal", namespace = "namespace", instance = "execution.workflow_id", name = "signal_name" }},
-    {{ path = "/{SERVICE}/QueryWorkflow", kind = "query", namespace = "namespace", instance = "execution.workflow_id", name = "query_type" }},
-    {{ path = "/{SERVICE}/UpdateWorkflow", kind = "update", namespace = "namespace", instance = "execution.workflow_id", name = "update_name" }},
-    {{ path = "/{SERVICE}/CancelWorkflow", kind = "cancel", namespace = "namespace", instance = "execution.workflow_id" }},
-    {{ path = "/{SERVICE}/TerminateWorkflow", kind = "terminate", namespace = "namespace", instance = "execution.workflow_id" }},
-    {{ path = "/{SERVICE}/DescribeWorkflow", kind = "read", namespace = "namespace", instance = "execution.workflow_id" }},
-    {{ path = "/{SERVICE}/ListWorkflows", kind = "read", namespace = "namespace" }},
-    {{ path = "/{SERVICE}/WatchWorkflow", kind = "read", namespace = "namespace", instance = "execution.workflow_id" }},
-    {{ path = "/{SERVICE}/SignalWorkflowBatch", kind = "signal", namespace = "namespace", instance = "execution.workflow_id", name = "signal_name" }},
-    {{ path = "/{SERVICE}/SignalWorkflowStream", kind = "signal", namespace = "namespace", instance = "execution.workflow_id", name = "signal_name" }},
-]
-
-[identity]
-api_key_header = "x-api-key"
-
-[[identity.mappers]]
-type = "api_key"
-keys = [{{ hash = "sha256:9c220f200955d76c0a38d308225e0ef10c5f971acaf2f8d1d8f732affa5bd1dc", subject = "alice", namespaces = {{ orders = "writer" }} }}]
-
-[policies.roles]
-type = "roles"
-table = "empty"
-methods = {{ "{SERVICE}/*" = {{ scope = "namespace", access = "write" }} }}
-
-[authorize]
-default = ["roles"]
-"#
-    );
-    warden_proxy::ProxyConfig::parse(&dir.join("proxy.toml"), &text).unwrap()
-}
-
 struct Target {
     name: &'static str,
     address: SocketAddr,
@@ -542,7 +490,7 @@ async fn targets() -> (Vec<Target>, warden_proxy::Proxy, PathBuf) {
     let (upstream, upstream_log) = serve_bare().await;
     let dir = std::env::temp_dir().join(format!("warden-hostile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let proxy = warden_proxy::Proxy::start(proxy_config(upstream, &dir), &dir)
+    let proxy = warden_proxy::Proxy::start(example_proxy_config(upstream, &dir, ""), &dir)
         .await
         .unwrap();
     let targets = vec![

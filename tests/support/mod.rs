@@ -219,3 +219,62 @@ pub fn grpc_request(
 pub fn encode<M: prost::Message>(message: &M) -> Vec<u8> {
     message.encode_to_vec()
 }
+
+/// A `warden proxy` config in front of the example service at `upstream`: its methods by their
+/// descriptors (written into `dir`), alice (API key `alice-token`) a writer of `orders`, the
+/// demo stack's role model; `listen` adds settings to `[listen]`.
+pub fn example_proxy_config(
+    upstream: SocketAddr,
+    dir: &std::path::Path,
+    listen: &str,
+) -> warden_proxy::ProxyConfig {
+    std::fs::write(
+        dir.join("example.binpb"),
+        warden_example::FILE_DESCRIPTOR_SET,
+    )
+    .unwrap();
+    let text = format!(
+        r#"
+[listen]
+address = "127.0.0.1:0"
+{listen}
+
+[upstream]
+address = "http://{upstream}"
+
+[service]
+preset = "none"
+descriptor_set = "example.binpb"
+method = [
+    {{ path = "/{service}/StartWorkflow", kind = "execute", namespace = "namespace", instance = "workflow_id" }},
+    {{ path = "/{service}/SignalWorkflow", kind = "signal", namespace = "namespace", instance = "execution.workflow_id", name = "signal_name" }},
+    {{ path = "/{service}/QueryWorkflow", kind = "query", namespace = "namespace", instance = "execution.workflow_id", name = "query_type" }},
+    {{ path = "/{service}/UpdateWorkflow", kind = "update", namespace = "namespace", instance = "execution.workflow_id", name = "update_name" }},
+    {{ path = "/{service}/CancelWorkflow", kind = "cancel", namespace = "namespace", instance = "execution.workflow_id" }},
+    {{ path = "/{service}/TerminateWorkflow", kind = "terminate", namespace = "namespace", instance = "execution.workflow_id" }},
+    {{ path = "/{service}/DescribeWorkflow", kind = "read", namespace = "namespace", instance = "execution.workflow_id" }},
+    {{ path = "/{service}/ListWorkflows", kind = "read", namespace = "namespace" }},
+    {{ path = "/{service}/WatchWorkflow", kind = "read", namespace = "namespace", instance = "execution.workflow_id" }},
+    {{ path = "/{service}/SignalWorkflowBatch", kind = "signal", namespace = "namespace", instance = "execution.workflow_id", name = "signal_name" }},
+    {{ path = "/{service}/SignalWorkflowStream", kind = "signal", namespace = "namespace", instance = "execution.workflow_id", name = "signal_name" }},
+]
+
+[identity]
+api_key_header = "x-api-key"
+
+[[identity.mappers]]
+type = "api_key"
+keys = [{{ hash = "sha256:9c220f200955d76c0a38d308225e0ef10c5f971acaf2f8d1d8f732affa5bd1dc", subject = "alice", namespaces = {{ orders = "writer" }} }}]
+
+[policies.roles]
+type = "roles"
+table = "empty"
+methods = {{ "{service}/*" = {{ scope = "namespace", access = "write" }} }}
+
+[authorize]
+default = ["roles"]
+"#,
+        service = "warden.example.v1.WorkflowService"
+    );
+    warden_proxy::ProxyConfig::parse(&dir.join("proxy.toml"), &text).unwrap()
+}

@@ -62,10 +62,43 @@ pub struct ListenConfig {
     /// On shutdown, how long calls in flight may take to finish (default 10 s).
     #[serde(default = "default_drain_seconds")]
     pub drain_seconds: u64,
+    /// Connections served at once (default 10,000); further ones wait to be accepted until
+    /// one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Streams one HTTP/2 connection may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`,
+    /// default 256); a client opening more waits for one to end.
+    #[serde(default = "default_max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
+    /// The largest header list one request may send, in bytes (default 16 KiB); a larger one
+    /// is refused before anything is decided or forwarded.
+    #[serde(default = "default_max_header_list_bytes")]
+    pub max_header_list_bytes: u32,
+    /// Streams a client may open and reset before the server has taken them up, per
+    /// connection (default 20); past that the connection is closed (the HTTP/2 rapid-reset
+    /// attack).
+    #[serde(default = "default_max_pending_reset_streams")]
+    pub max_pending_reset_streams: usize,
 }
 
 fn default_drain_seconds() -> u64 {
     10
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_max_concurrent_streams() -> u32 {
+    256
+}
+
+fn default_max_header_list_bytes() -> u32 {
+    16 * 1024
+}
+
+fn default_max_pending_reset_streams() -> usize {
+    20
 }
 
 /// TLS on the listener.

@@ -50,8 +50,14 @@
 //! without authentication: `SERVING` while it runs, `NOT_SERVING` once shutdown begins. On
 //! shutdown it stops accepting, lets calls in flight finish for `listen.drain_seconds`, then
 //! closes. Paths in the file are relative to the file.
+//!
+//! `[listen]` also bounds what callers can hold: `max_connections` (10,000; more wait to be
+//! accepted), `max_concurrent_streams` per connection (256), `max_header_list_bytes` (16 KiB)
+//! and `max_pending_reset_streams` (20, against HTTP/2 rapid reset); `[limits]` bounds message
+//! size, the first message's arrival and policy time. See `SECURITY.md`.
 
 pub mod config;
+mod limits;
 mod passport;
 pub mod pdp;
 mod telemetry;
@@ -281,7 +287,10 @@ pub(crate) async fn listen(
         // HTTP/1.1 callers get Warden's clear refusal instead of a dropped connection.
         .accept_http1(true)
         .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)));
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(listen.max_concurrent_streams)
+        .http2_max_header_list_size(listen.max_header_list_bytes)
+        .http2_max_pending_accept_reset_streams(Some(listen.max_pending_reset_streams));
     if let Some(tls) = &listen.tls {
         server = server
             .tls_config(server_tls(tls, base)?)
@@ -313,7 +322,10 @@ pub(crate) async fn listen(
     };
 
     let drain = Duration::from_secs(listen.drain_seconds);
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = limits::limit_connections(
+        TcpIncoming::from(listener).with_nodelay(Some(true)),
+        listen.max_connections,
+    );
     let task = tokio::spawn(async move {
         let mut signal = signal;
         let begin_shutdown = {
