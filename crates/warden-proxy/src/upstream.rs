@@ -383,6 +383,13 @@ fn local(response: Response<Bytes>) -> Response<ForwardBody> {
     })
 }
 
+/// `grpc-status` and `grpc-message` as trailers (encoded as a trailers-only answer would be).
+fn status_trailers(code: Code, message: &str) -> http::HeaderMap {
+    let mut headers = grpc_trailers_only(code, message).into_parts().0.headers;
+    headers.remove(http::header::CONTENT_TYPE);
+    headers
+}
+
 /// A trailers-only `UNAVAILABLE`, counted as an upstream error.
 fn unavailable(message: &str, reason: &'static str) -> Response<ForwardBody> {
     telemetry::upstream_error(reason);
@@ -391,7 +398,9 @@ fn unavailable(message: &str, reason: &'static str) -> Response<ForwardBody> {
 
 pin_project! {
     /// The upstream's response body, streamed untouched (trailers included); the call counts
-    /// as in flight until it is done or dropped.
+    /// as in flight until it is done or dropped. An upstream that fails mid-answer (resets the
+    /// stream, drops the connection) ends the call with `UNAVAILABLE` trailers that say so,
+    /// counted as an upstream error, rather than a reset the caller cannot read.
     pub struct ForwardBody {
         #[pin]
         inner: Option<hyper::body::Incoming>,
@@ -413,9 +422,22 @@ impl Body for ForwardBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.project().inner.as_pin_mut() {
-            Some(inner) => inner.poll_frame(cx),
-            None => Poll::Ready(None),
+        let mut this = self.project();
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        match inner.poll_frame(cx) {
+            Poll::Ready(Some(Err(error))) => {
+                this.inner.set(None);
+                let message = format!("warden proxy: the upstream failed mid-answer: {error}");
+                tracing::warn!(reason = "stream", error = %message, "upstream call failed");
+                telemetry::upstream_error("stream");
+                Poll::Ready(Some(Ok(Frame::trailers(status_trailers(
+                    Code::Unavailable,
+                    &message,
+                )))))
+            }
+            other => other,
         }
     }
 
