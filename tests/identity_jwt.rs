@@ -292,6 +292,35 @@ async fn without_any_usable_key_calls_are_unavailable_never_allowed() {
 }
 
 #[tokio::test]
+async fn a_jwks_endpoint_serving_garbage_is_unavailable_without_keys_and_keeps_the_last_good_ones()
+{
+    // No good keys yet: unavailable, never allowed.
+    let rsa = SigningKey::rsa("rsa-1");
+    let jwks = JwksServer::start(&[&rsa]).await;
+    jwks.set_garbage(true);
+    let mapper = jwks_config(&jwks.url, 0).build().await.unwrap();
+    let (addr, log) = serve_with(mapper).await;
+    let token = rsa.sign(&issuer::claims("alice", &["orders:write"]));
+    let status = start_as(addr, &token).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(log.calls().is_empty());
+    // It recovers: the next call's refresh brings the keys.
+    jwks.set_garbage(false);
+    start_as(addr, &token).await.unwrap();
+    // Garbage again: a refresh forced by an unknown kid fails, and the good keys stay.
+    jwks.set_garbage(true);
+    let fetches = jwks.fetches();
+    let unknown = SigningKey::rsa("rsa-9").sign(&issuer::claims("x", &[]));
+    assert_eq!(
+        start_as(addr, &unknown).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    assert!(jwks.fetches() > fetches, "the unknown kid forced a refresh");
+    let again = rsa.sign(&issuer::claims("alice", &["orders:write"]));
+    start_as(addr, &again).await.unwrap();
+}
+
+#[tokio::test]
 async fn unknown_kids_refresh_at_most_once_per_interval() {
     let rsa = SigningKey::rsa("rsa-1");
     let jwks = JwksServer::start(&[&rsa]).await;

@@ -217,7 +217,8 @@ async fn under_the_participants_policy_a_participant_may_terminate() {
 }
 
 #[tokio::test]
-async fn a_store_that_cannot_be_reached_denies_unavailable_before_the_handler() {
+async fn a_store_that_cannot_be_reached_denies_unavailable_before_the_handler_and_recovers_when_it_is_back()
+ {
     let mut redis = RedisServer::start();
     let store: SharedInstanceStore = Arc::new(
         RedisInstanceStore::connect_with(
@@ -243,4 +244,18 @@ async fn a_store_that_cannot_be_reached_denies_unavailable_before_the_handler() 
         "{status:?}"
     );
     assert_eq!(log.calls(), ["StartWorkflow by alice"]);
+
+    // Redis comes back (empty): the store reconnects and calls are served again.
+    redis.restart();
+    let mut served = false;
+    for _ in 0..50 {
+        if calls.start("alice", "o-2").await.is_ok() {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(served, "calls are served once the store is back");
+    calls.signal("alice", "o-2").await.unwrap();
+    denied(calls.signal("mallory", "o-2").await, "only the initiator");
 }

@@ -179,6 +179,7 @@ struct JwksState {
     keys: Mutex<Vec<Jwk>>,
     fetches: AtomicUsize,
     failing: std::sync::atomic::AtomicBool,
+    garbage: std::sync::atomic::AtomicBool,
 }
 
 impl JwksServer {
@@ -193,7 +194,12 @@ impl JwksServer {
     }
 
     async fn serve(keys: &[&SigningKey], tls: Option<IssuedCert>) -> Self {
-        use axum::{Json, Router, http::StatusCode, routing::get};
+        use axum::{
+            Json, Router,
+            http::StatusCode,
+            response::{IntoResponse, Response},
+            routing::get,
+        };
         let state = Arc::new(JwksState::default());
         let route_state = Arc::clone(&state);
         let app = Router::new().route(
@@ -203,14 +209,22 @@ impl JwksServer {
                 async move {
                     state.fetches.fetch_add(1, Ordering::SeqCst);
                     if state.failing.load(Ordering::SeqCst) {
-                        return Err(StatusCode::SERVICE_UNAVAILABLE);
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                    if state.garbage.load(Ordering::SeqCst) {
+                        let garbage: Response = (
+                            [("content-type", "application/json")],
+                            r#"{"keys": [{"kty": "RSA", "n": 7}"#,
+                        )
+                            .into_response();
+                        return garbage;
                     }
                     let keys = state
                         .keys
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .clone();
-                    Ok(Json(JwkSet { keys }))
+                    Json(JwkSet { keys }).into_response()
                 }
             }),
         );
@@ -259,6 +273,11 @@ impl JwksServer {
     /// Makes the endpoint answer 503 (or recover).
     pub fn set_failing(&self, failing: bool) {
         self.state.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Makes the endpoint answer 200 with a body that is no key set (or recover).
+    pub fn set_garbage(&self, garbage: bool) {
+        self.state.garbage.store(garbage, Ordering::SeqCst);
     }
 
     /// How many times the set was fetched.

@@ -28,6 +28,19 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
+        Self::start_on(port)
+    }
+
+    /// Starts it again on the same port after [`RedisServer::stop`] (empty: nothing persists).
+    pub fn restart(&mut self) {
+        self.stop();
+        let fresh = Self::start_on(self.port);
+        let old = std::mem::replace(self, fresh);
+        // The old handle's process is already gone.
+        std::mem::forget(old);
+    }
+
+    fn start_on(port: u16) -> Self {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
