@@ -87,6 +87,9 @@ where
     };
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     runtime.block_on(async move {
+        // Signals are taken over before anything listens: a SIGTERM that arrives as soon as
+        // the address is printed must shut down gracefully, not kill the process.
+        let stop = termination();
         let server = match start(base).await {
             Ok(server) => server,
             Err(e) => return fail(name, &e),
@@ -103,7 +106,7 @@ where
         if let Some(metrics) = server.metrics_addr() {
             println!("metrics on http://{metrics}/metrics");
         }
-        termination().await;
+        stop.await;
         server.shutdown();
         match server.wait().await {
             Ok(()) => ExitCode::SUCCESS,
@@ -120,25 +123,32 @@ fn fail(name: &str, error: &ProxyError) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn termination() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM; both are registered when this is called, not when the
+/// future is first polled.
+fn termination() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let streams = signal(SignalKind::terminate())
+            .and_then(|terminate| Ok((terminate, signal(SignalKind::interrupt())?)));
+        async move {
+            match streams {
+                Ok((mut terminate, mut interrupt)) => {
+                    tokio::select! {
+                        _ = terminate.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
