@@ -4,8 +4,8 @@
 //! expected answer while reaching neither the handler nor the upstream. A positive control
 //! before and after proves both targets would have recorded a call.
 //!
-//! Prints `hostile corpus: N cases on 2 targets, M reached a handler or upstream`; fails
-//! loudly if M is not 0.
+//! Prints `hostile corpus: N cases (… HTTP/1.1, to the proxy only) on 2 targets, M reached a
+//! handler or upstream`; fails loudly if M is not 0.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup step should fail the test loudly
 
@@ -25,6 +25,9 @@ const PERMISSION_DENIED: i32 = 7;
 const RESOURCE_EXHAUSTED: i32 = 8;
 const UNIMPLEMENTED: i32 = 12;
 const UNAUTHENTICATED: i32 = 16;
+/// What the proxy answers any HTTP/1.1 call to a gRPC method: 426 Upgrade Required (to
+/// HTTP/2; an h2c upgrade request is not taken up).
+const HTTP1_REFUSAL: u16 = 426;
 
 const SERVICE: &str = "warden.example.v1.WorkflowService";
 const METHODS: [&str; 11] = [
@@ -61,6 +64,9 @@ struct Case {
     credentials: bool,
     body: Vec<u8>,
     expect: Expect,
+    /// Sent over HTTP/1.1 instead of HTTP/2, to the proxy only: tonic's own server refuses
+    /// HTTP/1.1 at the connection, before any response.
+    http1: bool,
 }
 
 impl Case {
@@ -78,6 +84,7 @@ impl Case {
             credentials: true,
             body,
             expect,
+            http1: false,
         }
     }
 
@@ -91,14 +98,21 @@ impl Case {
         self
     }
 
+    fn http1(mut self) -> Self {
+        self.http1 = true;
+        self
+    }
+
     fn anonymous(mut self) -> Self {
         self.credentials = false;
         self
     }
 
     fn request(&self, addr: SocketAddr) -> http::Request<Full<Bytes>> {
-        let mut builder =
-            http::Request::post(format!("http://{addr}{}", self.path)).header("te", "trailers");
+        let mut builder = http::Request::post(format!("http://{addr}{}", self.path));
+        if !self.http1 {
+            builder = builder.header("te", "trailers");
+        }
         if let Some(content_type) = &self.content_type {
             builder = builder.header("content-type", content_type);
         }
@@ -476,6 +490,35 @@ fn corpus() -> Vec<Case> {
             .header(name, value),
         );
     }
+    // HTTP/1.1 to the proxy, which listens for it only to refuse it clearly: plain, asking
+    // to upgrade to h2c, and with a body that would otherwise be allowed.
+    let upgrade = [
+        ("connection", "Upgrade, HTTP2-Settings"),
+        ("upgrade", "h2c"),
+        ("http2-settings", "AAMAAABkAAQAAP__"),
+    ];
+    for method in METHODS {
+        cases.push(
+            Case::new(
+                format!("HTTP/1.1 to {method}"),
+                path(method),
+                frame(false, &message_for(method)),
+                Http(HTTP1_REFUSAL),
+            )
+            .http1(),
+        );
+        let mut upgraded = Case::new(
+            format!("HTTP/1.1 with an h2c upgrade to {method}"),
+            path(method),
+            frame(false, &message_for(method)),
+            Http(HTTP1_REFUSAL),
+        )
+        .http1();
+        for (name, value) in upgrade {
+            upgraded = upgraded.header(name, value);
+        }
+        cases.push(upgraded);
+    }
     cases
 }
 
@@ -545,9 +588,9 @@ async fn every_hostile_request_is_refused_as_expected_and_reaches_no_handler_or_
             "{}: the control was recorded",
             target.name
         );
-        for case in &cases {
+        for case in cases.iter().filter(|c| !c.http1 || target.name == "proxy") {
             let before = target.log.len();
-            let response = raw(case.request(target.address), true).await;
+            let response = raw(case.request(target.address), !case.http1).await;
             let got = answer(&response);
             if got != case.expect {
                 wrong.push(format!(
@@ -564,8 +607,9 @@ async fn every_hostile_request_is_refused_as_expected_and_reaches_no_handler_or_
         }
     }
     println!(
-        "hostile corpus: {} cases on {} targets, {} reached a handler or upstream",
+        "hostile corpus: {} cases ({} of them HTTP/1.1, to the proxy only) on {} targets, {} reached a handler or upstream",
         cases.len(),
+        cases.iter().filter(|c| c.http1).count(),
         targets.len(),
         reached.len()
     );
