@@ -137,6 +137,7 @@ async fn served(address: SocketAddr, id: &str) {
 async fn survive(
     name: &str,
     cut_off: bool,
+    forwarded: usize,
     flood: impl AsyncFnOnce(&mut tokio::net::tcp::OwnedWriteHalf, SocketAddr) -> bool,
 ) {
     let setup = setup(name).await;
@@ -170,7 +171,7 @@ async fn survive(
     let calls = setup.log.calls();
     assert_eq!(
         calls.len(),
-        3,
+        3 + forwarded,
         "{name}: only the other caller's calls reached the upstream: {calls:?}"
     );
     setup.proxy.shutdown();
@@ -183,7 +184,7 @@ async fn send(write: &mut tokio::net::tcp::OwnedWriteHalf, bytes: &[u8]) -> bool
 }
 
 async fn rapid_stream_resets() {
-    survive("reset", true, async |write, address| {
+    survive("reset", true, 0, async |write, address| {
         let headers = request_headers(address);
         let mut batch = Vec::new();
         for i in 0..50_000u32 {
@@ -205,7 +206,7 @@ async fn rapid_stream_resets() {
 }
 
 async fn continuation_flood() {
-    survive("continuation", true, async |write, address| {
+    survive("continuation", true, 0, async |write, address| {
         let headers = request_headers(address);
         if !send(write, &frame_h2(HEADERS, 0, 1, &headers)).await {
             return true;
@@ -224,7 +225,7 @@ async fn continuation_flood() {
 }
 
 async fn settings_and_ping_floods() {
-    survive("settings", false, async |write, _| {
+    survive("settings", false, 0, async |write, _| {
         let settings = frame_h2(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]).repeat(1000);
         for _ in 0..50 {
             if !send(write, &settings).await {
@@ -234,7 +235,7 @@ async fn settings_and_ping_floods() {
         false
     })
     .await;
-    survive("ping", false, async |write, _| {
+    survive("ping", false, 0, async |write, _| {
         let ping = frame_h2(PING, 0, 0, &[7; 8]).repeat(1000);
         for _ in 0..50 {
             if !send(write, &ping).await {
@@ -247,7 +248,7 @@ async fn settings_and_ping_floods() {
 }
 
 async fn data_without_headers() {
-    survive("data", true, async |write, _| {
+    survive("data", true, 0, async |write, _| {
         let data = frame_h2(DATA, END_STREAM, 1, b"\x00\x00\x00\x00\x00").repeat(100);
         !send(write, &data).await || closed_soon(write).await
     })
@@ -255,6 +256,47 @@ async fn data_without_headers() {
 }
 
 /// One flood after another, so each one's memory is measured alone.
+/// Requests whose header blocks HTTP/2 forbids, each on its own stream with an allowed start as
+/// its message: connection-specific headers (`connection`, `keep-alive`, `transfer-encoding`),
+/// `te` other than `trailers`, an upper-case name, a repeated `:path`. None is forwarded (h2
+/// resets the stream or the connection); the control, the same request without a forbidden
+/// header sent first on the connection, is.
+async fn forbidden_headers() {
+    survive("forbidden", false, 1, async |write, address| {
+        let start = frame(false, &encode(&start("orders", "forbidden")));
+        let data = |stream: u32| frame_h2(DATA, END_STREAM, stream, &start);
+        let base = request_headers(address);
+        // The control first: the same request without a forbidden header is forwarded.
+        if !send(write, &frame_h2(HEADERS, END_HEADERS, 1, &base)).await
+            || !send(write, &data(1)).await
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for (stream, extra) in [
+            (3u32, literal("connection", "keep-alive")),
+            (5, literal("te", "gzip")),
+            (7, literal("X-Api-Key", "alice-token")),
+            (
+                9,
+                literal(":path", "/warden.example.v1.WorkflowService/StartWorkflow"),
+            ),
+            (11, literal("keep-alive", "timeout=5")),
+            (13, literal("transfer-encoding", "chunked")),
+        ] {
+            let block = [base.clone(), extra].concat();
+            if !send(write, &frame_h2(HEADERS, END_HEADERS, stream, &block)).await
+                || !send(write, &data(stream)).await
+            {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        false
+    })
+    .await;
+}
+
 /// Whether the server hangs up within a few seconds: writing keeps failing once it has.
 async fn closed_soon(write: &mut tokio::net::tcp::OwnedWriteHalf) -> bool {
     let ping = frame_h2(PING, 0, 0, &[1; 8]);
@@ -273,4 +315,5 @@ async fn floods_are_cut_off_or_absorbed_while_other_callers_are_served_and_reach
     continuation_flood().await;
     settings_and_ping_floods().await;
     data_without_headers().await;
+    forbidden_headers().await;
 }
