@@ -767,15 +767,7 @@ impl DecisionPoint {
         let refs: Vec<&EntityRef> = requests.iter().map(|r| &r.entity.entity).collect();
         let (resolved, slots) = self.resolve(&refs).await?;
         let model = self.model.current();
-        let mut met = Vec::new();
-        let entitlements: Vec<Option<Entitlements>> = resolved
-            .iter()
-            .map(|r| {
-                r.as_ref()
-                    .ok()
-                    .map(|rep| model.entitlements_with(rep, &mut met))
-            })
-            .collect();
+        let entitlements = entitle(&model, &resolved);
         let mut best = Vec::new();
         let answers: Vec<Decisions> = requests
             .iter()
@@ -876,6 +868,22 @@ fn unresolved(
     }
 }
 
+/// Each resolved entity's entitlements (`None` for one that did not resolve), one scratch
+/// buffer for all. One thread: splitting 500 entities over this machine's second core cost
+/// more than it saved when measured (BENCHMARKS.md, [7/10]), so a call runs on the task that
+/// took it.
+fn entitle(model: &Model, resolved: &[Resolved]) -> Vec<Option<Entitlements>> {
+    let mut met = Vec::new();
+    resolved
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .ok()
+                .map(|rep| model.entitlements_with(rep, &mut met))
+        })
+        .collect()
+}
+
 /// Entitlements once per distinct entity, then every resource for each entity in order.
 fn evaluate(
     model: &Model,
@@ -885,17 +893,7 @@ fn evaluate(
     resolved: &[Resolved],
     slots: &[usize],
 ) -> (Vec<EntityDecisions>, Vec<Verdict>) {
-    // One thread: splitting 500 entities over this machine's second core cost more than it
-    // saved when measured (BENCHMARKS.md, [7/10]), so a call runs on the task that took it.
-    let mut met = Vec::new();
-    let entitlements: Vec<Option<Entitlements>> = resolved
-        .iter()
-        .map(|r| {
-            r.as_ref()
-                .ok()
-                .map(|rep| model.entitlements_with(rep, &mut met))
-        })
-        .collect();
+    let entitlements = entitle(model, resolved);
     let mut best = Vec::new();
     let mut verdicts = Vec::with_capacity(entities.len() * resources.len());
     let decided = entities

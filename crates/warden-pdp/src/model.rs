@@ -341,15 +341,7 @@ impl Model {
     /// Reads and compiles a model file: TOML, or JSON when its name ends in `.json`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelError> {
         let path = path.as_ref();
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError {
-            file: file.clone(),
-            problems: vec![Problem {
-                location: "file".to_owned(),
-                message: format!("cannot be read: {e}"),
-            }],
-        })?;
-        Self::parse(&text, is_json(path), &file)
+        Self::parse(&read(path)?, is_json(path), &path.display().to_string())
     }
 
     /// Parses and compiles a model given as text; `file` names it in errors.
@@ -665,6 +657,17 @@ impl Model {
     }
 }
 
+/// The model file's text, or why it cannot be read.
+fn read(path: &Path) -> Result<String, ModelError> {
+    std::fs::read_to_string(path).map_err(|e| ModelError {
+        file: path.display().to_string(),
+        problems: vec![Problem {
+            location: "file".to_owned(),
+            message: format!("cannot be read: {e}"),
+        }],
+    })
+}
+
 fn is_json(path: &Path) -> bool {
     path.extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("json"))
@@ -760,13 +763,7 @@ impl ModelHandle {
     /// Loads the model file at `path`; [`ModelHandle::watch`] reloads it when it changes.
     pub fn load(path: impl Into<PathBuf>) -> Result<Self, ModelError> {
         let path = path.into();
-        let text = std::fs::read_to_string(&path).map_err(|e| ModelError {
-            file: path.display().to_string(),
-            problems: vec![Problem {
-                location: "file".to_owned(),
-                message: format!("cannot be read: {e}"),
-            }],
-        })?;
+        let text = read(&path)?;
         let model = Model::parse(&text, is_json(&path), &path.display().to_string())?;
         Ok(Self {
             shared: Arc::new(HandleInner {

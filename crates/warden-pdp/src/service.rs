@@ -60,6 +60,17 @@ pub(crate) fn entity(field: &str, entity: Option<proto::Entity>) -> Result<Entit
     })
 }
 
+/// The `entities` field as the library's, at most `max` of them; the limit is checked before
+/// any conversion, so an oversized request costs no more than its decoding.
+fn entity_list(entities: Vec<proto::Entity>, max: usize) -> Result<Vec<EntityInput>, PdpError> {
+    check_limit(|| "entities".to_owned(), entities.len(), max)?;
+    entities
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| entity(&format!("entities[{i}]"), Some(e)))
+        .collect()
+}
+
 fn resources(resources: Vec<proto::Resource>) -> Vec<ResourceInput> {
     resources
         .into_iter()
@@ -202,19 +213,7 @@ impl proto::decision_service_server::DecisionService for DecisionService {
         request: Request<proto::GetDecisionMultiEntityRequest>,
     ) -> Result<Response<proto::GetDecisionMultiEntityResponse>, Status> {
         let request = request.into_inner();
-        // Limits before any conversion: an oversized request costs no more than its decoding.
-        let limits = self.point.limits();
-        check_limit(
-            || "entities".to_owned(),
-            request.entities.len(),
-            limits.max_entities,
-        )?;
-        let entities = request
-            .entities
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| entity(&format!("entities[{i}]"), Some(e)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let entities = entity_list(request.entities, self.point.limits().max_entities)?;
         let decisions = self
             .point
             .decide_multi_entity(&entities, &request.action, &resources(request.resources))
@@ -259,18 +258,10 @@ impl proto::decision_service_server::DecisionService for DecisionService {
         request: Request<proto::GetEntitlementsRequest>,
     ) -> Result<Response<proto::GetEntitlementsResponse>, Status> {
         let request = request.into_inner();
-        let limits = self.point.limits();
-        check_limit(
-            || "entities".to_owned(),
-            request.entities.len(),
-            limits.max_entitlement_entities,
+        let entities = entity_list(
+            request.entities,
+            self.point.limits().max_entitlement_entities,
         )?;
-        let entities = request
-            .entities
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| entity(&format!("entities[{i}]"), Some(e)))
-            .collect::<Result<Vec<_>, _>>()?;
         let answers = self
             .point
             .entitlements(&entities, request.with_comprehensive_hierarchy)
