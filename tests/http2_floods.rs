@@ -92,15 +92,6 @@ async fn connect(
     (write, drained)
 }
 
-fn resident_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 struct Setup {
     proxy: warden_proxy::Proxy,
     log: CallLog,
@@ -120,10 +111,7 @@ async fn setup(name: &str) -> Setup {
 /// Another caller makes an allowed call and is answered within a few seconds.
 async fn served(address: SocketAddr, id: &str) {
     let mut caller = client(address).await;
-    let mut request = tonic::Request::new(start("orders", id));
-    request
-        .metadata_mut()
-        .insert("x-api-key", "alice-token".parse().unwrap());
+    let request = as_alice(start("orders", id));
     tokio::time::timeout(Duration::from_secs(10), caller.start_workflow(request))
         .await
         .expect("another caller is answered during the flood")

@@ -38,11 +38,10 @@ async fn start_call(
     >,
     id: &str,
 ) -> Result<(), tonic::Status> {
-    let mut request = tonic::Request::new(start("orders", id));
-    request
-        .metadata_mut()
-        .insert("x-api-key", "alice-token".parse().unwrap());
-    client.start_workflow(request).await.map(|_| ())
+    client
+        .start_workflow(as_alice(start("orders", id)))
+        .await
+        .map(|_| ())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,13 +185,10 @@ async fn streams_past_the_limit_wait_while_other_callers_are_served() {
 async fn a_header_list_over_the_limit_is_refused_and_never_forwarded() {
     let (proxy, log, dir) = proxy("max_header_list_bytes = 4096").await;
     let mut caller = client(proxy.local_addr()).await;
-    let mut request = tonic::Request::new(DescribeWorkflowRequest {
+    let mut request = as_alice(DescribeWorkflowRequest {
         namespace: "orders".into(),
         execution: execution("h-1"),
     });
-    request
-        .metadata_mut()
-        .insert("x-api-key", "alice-token".parse().unwrap());
     request
         .metadata_mut()
         .insert("x-padding", "p".repeat(8192).parse().unwrap());

@@ -27,29 +27,12 @@ use warden_example::{
 
 const CONCURRENCY: u64 = 256;
 
-fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[derive(Default)]
 struct Tally {
     allowed: AtomicU64,
     denied: AtomicU64,
     wrong: AtomicU64,
     lost: AtomicU64,
-}
-
-/// `request` with alice's credentials, as the stack (bearer) and the proxy (API key) read them.
-fn authorize<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {
-    let metadata = request.metadata_mut();
-    metadata.insert("authorization", "Bearer alice-token".parse().unwrap());
-    metadata.insert("x-api-key", "alice-token".parse().unwrap());
-    request
 }
 
 /// Call `i` of the mix, as alice (a writer of `orders`, nothing in `billing`), and whether the
@@ -70,32 +53,28 @@ async fn call(
         0 => (
             true,
             client
-                .describe_workflow(authorize(tonic::Request::new(missing("orders"))))
+                .describe_workflow(as_alice(missing("orders")))
                 .await
                 .map(|_| ()),
         ),
         1 => (
             false,
             client
-                .start_workflow(authorize(tonic::Request::new(start("billing", &id))))
+                .start_workflow(as_alice(start("billing", &id)))
                 .await
                 .map(|_| ()),
         ),
         2 => (
             false,
             client
-                .signal_workflow(authorize(tonic::Request::new(signal(
-                    "billing", &id, "approve",
-                ))))
+                .signal_workflow(as_alice(signal("billing", &id, "approve")))
                 .await
                 .map(|_| ()),
         ),
         _ => (
             true,
             client
-                .signal_workflow(authorize(tonic::Request::new(signal(
-                    "orders", &id, "approve",
-                ))))
+                .signal_workflow(as_alice(signal("orders", &id, "approve")))
                 .await
                 .map(|_| ()),
         ),

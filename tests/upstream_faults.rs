@@ -18,14 +18,6 @@ use tokio::net::TcpListener;
 use tonic::Code;
 use warden_example::pb::{DescribeWorkflowRequest, WatchWorkflowRequest};
 
-fn with_key<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("x-api-key", "alice-token".parse().unwrap());
-    request
-}
-
 fn describe() -> DescribeWorkflowRequest {
     DescribeWorkflowRequest {
         namespace: "orders".into(),
@@ -140,7 +132,7 @@ async fn failing_upstreams_get_the_right_status_are_counted_and_the_proxy_recove
 
     // Resets: UNAVAILABLE, saying the upstream is unavailable, counted.
     let status = caller
-        .describe_workflow(with_key(describe()))
+        .describe_workflow(as_alice(describe()))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
@@ -168,7 +160,7 @@ async fn failing_upstreams_get_the_right_status_are_counted_and_the_proxy_recove
     tokio::spawn(misbehaving_upstream(listener));
     let mut recovered = false;
     for _ in 0..50 {
-        if caller.describe_workflow(with_key(describe())).await.is_ok() {
+        if caller.describe_workflow(as_alice(describe())).await.is_ok() {
             recovered = true;
             break;
         }
@@ -193,7 +185,7 @@ async fn failing_upstreams_get_the_right_status_are_counted_and_the_proxy_recove
     });
     let started = std::time::Instant::now();
     caller
-        .describe_workflow(with_key(describe()))
+        .describe_workflow(as_alice(describe()))
         .await
         .unwrap();
     assert!(
@@ -210,7 +202,7 @@ async fn failing_upstreams_get_the_right_status_are_counted_and_the_proxy_recove
 
     // Mid-stream failure: the event that came, then UNAVAILABLE that says what happened.
     let mut events = caller
-        .watch_workflow(with_key(WatchWorkflowRequest {
+        .watch_workflow(as_alice(WatchWorkflowRequest {
             namespace: "orders".into(),
             execution: execution("f-1"),
         }))
@@ -237,7 +229,7 @@ async fn failing_upstreams_get_the_right_status_are_counted_and_the_proxy_recove
 
     // And the next call is served.
     caller
-        .describe_workflow(with_key(describe()))
+        .describe_workflow(as_alice(describe()))
         .await
         .unwrap();
     proxy.shutdown();

@@ -95,6 +95,26 @@ pub fn as_user<T>(token: &str, message: T) -> Request<T> {
     request
 }
 
+/// `message` as alice, a writer of `orders`, to either kind of target: the demo stack reads her
+/// bearer token, `example_proxy_config`'s proxy her API key.
+pub fn as_alice<T>(message: T) -> Request<T> {
+    let mut request = as_user("alice-token", message);
+    request
+        .metadata_mut()
+        .insert("x-api-key", "alice-token".parse().expect("ASCII"));
+    request
+}
+
+/// This process's resident memory, in KiB.
+pub fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .expect("/proc/self/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
 pub fn execution(id: &str) -> Option<WorkflowExecution> {
     Some(WorkflowExecution {
         workflow_id: id.to_owned(),
