@@ -552,25 +552,44 @@ default = ["roles"]
     assert!(!exists_upstream("orders", &id).await);
 }
 
+/// The test config with initiators kept in Redis at `url`, and terminate allowed to the
+/// initiator only.
+fn owner_config(issuer: &Issuer, url: &str) -> String {
+    let text = config(issuer, &temporal().address)
+        .replace(
+            "[instances]\ntype = \"memory\"",
+            &format!("[instances]\ntype = \"redis\"\nurl = \"{url}\"\ntimeout_ms = 300"),
+        )
+        .replace(
+            "[authorize]\ndefault = [\"roles\"]",
+            "[policies.owner]\ntype = \"initiator\"\n\n[authorize]\ndefault = [\"roles\"]\nterminate = [\"roles\", \"owner\"]",
+        );
+    assert!(text.contains("type = \"redis\"") && text.contains("terminate = "));
+    text
+}
+
+fn terminate_request(
+    id: &str,
+) -> temporalio_protos::temporal::api::workflowservice::v1::TerminateWorkflowExecutionRequest {
+    temporalio_protos::temporal::api::workflowservice::v1::TerminateWorkflowExecutionRequest {
+        namespace: "orders".to_owned(),
+        workflow_execution: Some(WorkflowExecution {
+            workflow_id: id.to_owned(),
+            run_id: String::new(),
+        }),
+        reason: "test".to_owned(),
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_sharing_redis_agree_on_who_started_a_workflow() {
-    use temporalio_protos::temporal::api::workflowservice::v1::TerminateWorkflowExecutionRequest;
     use warden_example::redis_server::RedisServer;
 
     let redis = RedisServer::start();
     let issuer = Issuer::start().await;
     let replica = |name: &str| {
-        let text = config(&issuer, &temporal().address)
-            .replace(
-                "[instances]\ntype = \"memory\"",
-                &format!("[instances]\ntype = \"redis\"\nurl = \"{}\"", redis.url),
-            )
-            .replace(
-                "[authorize]\ndefault = [\"roles\"]",
-                "[policies.owner]\ntype = \"initiator\"\n\n[authorize]\ndefault = [\"roles\"]\nterminate = [\"roles\", \"owner\"]",
-            );
-        assert!(text.contains("type = \"redis\"") && text.contains("terminate = "));
-        ProxyProcess::start(name, &[("proxy.toml", text)])
+        ProxyProcess::start(name, &[("proxy.toml", owner_config(&issuer, &redis.url))])
     };
     let first = replica("replica-1");
     let second = replica("replica-2");
@@ -579,15 +598,7 @@ async fn two_replicas_sharing_redis_agree_on_who_started_a_workflow() {
     let id = unique("replicated");
 
     start_via(&first.address, &alice, &id).await.unwrap();
-    let terminate = || TerminateWorkflowExecutionRequest {
-        namespace: "orders".to_owned(),
-        workflow_execution: Some(WorkflowExecution {
-            workflow_id: id.clone(),
-            run_id: String::new(),
-        }),
-        reason: "test".to_owned(),
-        ..TerminateWorkflowExecutionRequest::default()
-    };
+    let terminate = || terminate_request(&id);
     let mut on_second = workflow_client(&second.address).await;
     let status = on_second
         .terminate_workflow_execution(with_bearer(terminate(), &dave))
@@ -598,6 +609,70 @@ async fn two_replicas_sharing_redis_agree_on_who_started_a_workflow() {
         .terminate_workflow_execution(with_bearer(terminate(), &alice))
         .await
         .expect("the other replica knows alice started it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_starts_while_redis_is_down_refuses_what_needs_it_and_uses_it_once_up() {
+    use warden_example::redis_server::RedisServer;
+
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let issuer = Issuer::start().await;
+    let proxy = ProxyProcess::start(
+        "redis-down",
+        &[("proxy.toml", owner_config(&issuer, &redis.url))],
+    );
+    let alice = issuer.token("alice", &["orders:writer"]);
+    let mut grpc = workflow_client(&proxy.address).await;
+
+    // What needs no store is served; what needs it is refused, counted and logged.
+    let id = unique("redis-down");
+    start_via(&proxy.address, &alice, &id).await.unwrap();
+    let status = grpc
+        .terminate_workflow_execution(with_bearer(terminate_request(&id), &alice))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("instance store unavailable"),
+        "{status:?}"
+    );
+    let metrics = proxy.metrics().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"warden_decisions_total{kind="terminate",outcome="error"}"#
+        ),
+        1.0,
+        "{metrics}"
+    );
+
+    // Redis comes up: the next start is recorded, and its initiator may terminate it.
+    redis.restart();
+    let id = unique("redis-up");
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            start_via(&proxy.address, &alice, &id).await.is_ok()
+        })
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            grpc.terminate_workflow_execution(with_bearer(terminate_request(&id), &alice))
+                .await
+                .is_ok()
+        })
+        .await,
+        "the initiator terminates once Redis answers"
+    );
+    let logs = proxy.logs.lock().unwrap().clone();
+    for expected in [
+        "the instance store does not answer yet",
+        "could not record the initiator",
+        "instance store unavailable",
+    ] {
+        assert!(logs.contains(expected), "`{expected}` not logged:\n{logs}");
+    }
 }
 
 /// The example workflow service (not Temporal), served bare on loopback.

@@ -498,16 +498,22 @@ async fn instance_store(
             timeout_ms,
             ..
         }) => {
-            let store = warden_redis::RedisInstanceStore::connect_with(
+            // Started even while Redis is down, so a restart of Redis never keeps the proxy
+            // from coming up: calls that need the store are refused `UNAVAILABLE` until it
+            // answers, and calls that do not are served meanwhile.
+            let store = warden_redis::RedisInstanceStore::lazy(
                 url,
                 prefix,
                 Duration::from_millis(*timeout_ms),
             )
-            .await
-            .map_err(|error| match error {
-                warden_redis::ConnectError::Url { .. } => ProxyError::Config(error.into()),
-                _ => ProxyError::Start(error.to_string()),
-            })?;
+            .map_err(|error| ProxyError::Config(error.into()))?;
+            if let Err(error) = store.ping().await {
+                tracing::warn!(
+                    %error,
+                    "the instance store does not answer yet; calls that need it are refused \
+                     UNAVAILABLE until it does"
+                );
+            }
             Some(Arc::new(store))
         }
     })

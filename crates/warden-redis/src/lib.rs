@@ -85,27 +85,53 @@ impl RedisInstanceStore {
         prefix: &str,
         timeout: Duration,
     ) -> Result<Self, ConnectError> {
+        let store = Self::lazy(url, prefix, timeout)?;
+        let unreachable = |reason: String| ConnectError::Unreachable { reason };
+        tokio::time::timeout(timeout * 3, store.ping())
+            .await
+            .map_err(|_| unreachable(format!("no connection within {:?}", timeout * 3)))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(store)
+    }
+
+    /// A store that connects on its first command rather than now, for a server that must
+    /// start while Redis is down: until Redis answers, every command fails within `timeout`
+    /// (and enforcement denies the call `UNAVAILABLE`); each call tries to connect again.
+    /// Only a malformed URL is an error here.
+    pub fn lazy(url: &str, prefix: &str, timeout: Duration) -> Result<Self, ConnectError> {
         let client = redis::Client::open(url).map_err(|e| ConnectError::Url {
             reason: e.to_string(),
         })?;
-        let unreachable = |reason: String| ConnectError::Unreachable { reason };
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1);
-        let connection = tokio::time::timeout(
-            timeout * 3,
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| unreachable(format!("no connection within {:?}", timeout * 3)))?
-        .map_err(|e| unreachable(e.to_string()))?;
+        let connection = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+            ConnectError::Url {
+                reason: e.to_string(),
+            }
+        })?;
         Ok(Self {
             connection,
             prefix: prefix.into(),
             timeout,
             version: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Whether Redis answers a `PING` within the command timeout.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let ping = async {
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        };
+        tokio::time::timeout(self.timeout, ping)
+            .await
+            .map_err(|_| unavailable(format!("no answer within {:?}", self.timeout)))?
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     /// `prefix:kind:<len>:namespace:instance` — the length keeps `a:b`/`c` apart from `a`/`b:c`.

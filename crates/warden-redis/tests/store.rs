@@ -91,3 +91,40 @@ async fn an_unreachable_store_answers_an_error_within_its_timeout() {
     );
     assert!(!error.to_string().contains("s3cret"), "{error}");
 }
+
+#[tokio::test]
+async fn a_lazy_store_made_while_redis_is_down_fails_each_command_in_time_then_connects_once_it_is_up()
+ {
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let store = RedisInstanceStore::lazy(&redis.url, "t", Duration::from_millis(300)).unwrap();
+    let key = InstanceKey::new("orders", "o-1");
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let error = store.get(&key).await.unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("instance store unavailable: redis:"),
+            "{error}"
+        );
+        assert!(store.ping().await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(10), "bounded");
+    }
+
+    redis.restart();
+    let mut connected = false;
+    for _ in 0..50 {
+        if store.record_initiator(&key, "alice").await.is_ok() {
+            connected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(connected, "the lazy store connected once Redis was up");
+    assert_eq!(
+        store.get(&key).await.unwrap().initiator.as_deref(),
+        Some("alice")
+    );
+    store.ping().await.unwrap();
+}

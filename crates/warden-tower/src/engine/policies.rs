@@ -188,9 +188,15 @@ fn audit(
     shadow: bool,
 ) {
     let op = &request.operation;
+    // An error's reason names its class too (`policy panicked: …`): operators must tell a
+    // bug from an outage. Formatted on this cold path only.
+    let failure;
     let (decision, decider, reason) = match result {
         Ok(d) => (d.effect().as_str(), d.decider(), d.reason().unwrap_or("")),
-        Err(e) => ("error", "", e.message()),
+        Err(e) => {
+            failure = e.to_string();
+            ("error", "", failure.as_str())
+        }
     };
     tracing::info!(
         target: "warden::audit",
