@@ -21,6 +21,7 @@ check() {
 }
 
 for spec in \
+    "warden-core:watch" \
     "warden-tower:gzip deflate zstd reflect" \
     "warden-identity:jwks mtls tonic" \
     "warden-temporal:client passport" \

@@ -7,20 +7,19 @@
 //! it is back.
 //!
 //! One process-wide recorder and log capture serve the whole binary, so the tests take turns
-//! (`serial`) and read counters as differences.
+//! (`turn`) and count from a drained recorder.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup step should fail the test loudly
 
 mod support;
 
 use std::{
-    io::Write,
     net::SocketAddr,
     sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
 use support::*;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -43,19 +42,6 @@ use warden_policy::instances::InstancePolicy;
 use warden_redis::RedisInstanceStore;
 use warden_tower::{WardenLayer, record::RecordInitiatorLayer};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 struct Observed {
     logs: Captured,
     metrics: Snapshotter,
@@ -65,13 +51,7 @@ struct Observed {
 fn observed() -> &'static Observed {
     static ONCE: OnceLock<Observed> = OnceLock::new();
     ONCE.get_or_init(|| {
-        let logs = Captured::default();
-        let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_env_filter("warden=info")
-            .with_ansi(false)
-            .init();
+        let logs = Captured::install();
         let recorder = DebuggingRecorder::new();
         let metrics = recorder.snapshotter();
         recorder.install().unwrap();
@@ -91,14 +71,13 @@ struct Mark {
 impl Mark {
     fn now() -> Self {
         Self {
-            log_offset: observed().logs.0.lock().unwrap().len(),
+            log_offset: observed().logs.len(),
         }
     }
 
     /// The log lines written since the mark.
     fn logged(&self) -> String {
-        let logs = observed().logs.0.lock().unwrap();
-        String::from_utf8_lossy(&logs[self.log_offset..]).into_owned()
+        observed().logs.since(self.log_offset)
     }
 
     /// Asserts one line since the mark holds every one of `parts`.
@@ -115,36 +94,25 @@ impl Mark {
     }
 }
 
-/// The sum of the counters named `name` whose labels include `labels`.
-fn counter(name: &str, labels: &[(&str, &str)]) -> u64 {
-    observed()
-        .metrics
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(key, _, _, _)| {
-            let key = key.key();
-            key.name() == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
-        })
-        .map(|(_, _, _, value)| match value {
-            DebugValue::Counter(n) => n,
-            _ => 0,
-        })
-        .sum()
+/// A snapshot drains the debugging recorder's counters: each look counts from the last one.
+fn drain_counters() {
+    drop(observed().metrics.snapshot());
+}
+
+/// The counters named `name` with `labels`, counted since the last look at any counter.
+fn counter_now(name: &str, labels: &[(&str, &str)]) -> u64 {
+    counter(&observed().metrics.snapshot().into_vec(), name, labels)
 }
 
 fn errors_of(kind: &str) -> u64 {
-    counter(
+    counter_now(
         "warden_decisions_total",
         &[("kind", kind), ("outcome", "error")],
     )
 }
 
 fn authentication_failures() -> u64 {
-    counter("warden_authentication_failures_total", &[])
+    counter_now("warden_authentication_failures_total", &[])
 }
 
 fn identities() -> StaticTokenMapper {
@@ -241,25 +209,28 @@ async fn a_policy_that_errors_panics_or_hangs_is_unavailable_logged_and_counted(
     let (addr, log) = serve(layer).await;
     let mut calls = client(addr).await;
 
-    let (mark, before) = (Mark::now(), errors_of("cancel"));
+    let mark = Mark::now();
+    drain_counters();
     let result = calls.cancel_workflow(as_user("alice", cancel("o-1"))).await;
     assert_status(result.map(drop), Code::Unavailable, "the directory is down");
-    assert_eq!(errors_of("cancel"), before + 1);
+    assert_eq!(errors_of("cancel"), 1, "counted once");
     mark.assert_logged(&["decision=error", "kind=cancel", "the directory is down"]);
 
-    let (mark, before) = (Mark::now(), errors_of("terminate"));
+    let mark = Mark::now();
+    drain_counters();
     let result = calls
         .terminate_workflow(as_user("alice", terminate("o-1")))
         .await;
     assert_status(result.map(drop), Code::Unavailable, "panicked");
-    assert_eq!(errors_of("terminate"), before + 1);
+    assert_eq!(errors_of("terminate"), 1, "counted once");
     mark.assert_logged(&[
         "decision=error",
         "kind=terminate",
         "policy panicked: a bug in the policy",
     ]);
 
-    let (mark, before) = (Mark::now(), errors_of("update"));
+    let mark = Mark::now();
+    drain_counters();
     let started = Instant::now();
     let result = calls
         .update_workflow(as_user("alice", update("orders", "o-1", 5)))
@@ -270,7 +241,7 @@ async fn a_policy_that_errors_panics_or_hangs_is_unavailable_logged_and_counted(
         "answered at the policy timeout, not before and not much after: {:?}",
         started.elapsed()
     );
-    assert_eq!(errors_of("update"), before + 1);
+    assert_eq!(errors_of("update"), 1, "counted once");
     mark.assert_logged(&["decision=error", "kind=update", "policy timed out"]);
 
     assert!(log.calls().is_empty(), "handler ran: {:?}", log.calls());
@@ -330,13 +301,14 @@ async fn a_decision_point_that_is_down_or_hangs_is_unavailable_logged_counted_an
     let endpoint = vacant.local_addr().unwrap();
     drop(vacant);
     let (addr, log) = serve(remote_layer(endpoint)).await;
-    let (mark, before) = (Mark::now(), errors_of("signal"));
+    let mark = Mark::now();
+    drain_counters();
     assert_status(
         signal_as(addr, "alice", "o-1").await,
         Code::Unavailable,
         "authorization unavailable",
     );
-    assert_eq!(errors_of("signal"), before + 1);
+    assert_eq!(errors_of("signal"), 1, "counted once");
     mark.assert_logged(&[
         "decision=error",
         "kind=signal",
@@ -359,12 +331,13 @@ async fn a_decision_point_that_is_down_or_hangs_is_unavailable_logged_counted_an
         }
     });
     let (hung, hung_log) = serve(remote_layer(silent_address)).await;
-    let (mark, before) = (Mark::now(), errors_of("signal"));
+    let mark = Mark::now();
+    drain_counters();
     let started = Instant::now();
     let result = signal_as(hung, "alice", "o-1").await;
     assert!(started.elapsed() < Duration::from_secs(5), "bounded");
     assert_status(result, Code::Unavailable, "authorization unavailable");
-    assert_eq!(errors_of("signal"), before + 1);
+    assert_eq!(errors_of("signal"), 1, "counted once");
     mark.assert_logged(&["decision=error", "kind=signal", "policy timed out"]);
     start_as(hung, "alice", "o-2").await.unwrap();
 
@@ -401,13 +374,14 @@ async fn redis_down_from_the_start_is_unavailable_logged_counted_and_used_once_u
     let mark = Mark::now();
     start_as(addr, "alice", "o-1").await.unwrap();
     mark.assert_logged(&["could not record the initiator", "orders"]);
-    let (mark, before) = (Mark::now(), errors_of("signal"));
+    let mark = Mark::now();
+    drain_counters();
     assert_status(
         signal_as(addr, "alice", "o-1").await,
         Code::Unavailable,
         "instance store unavailable",
     );
-    assert_eq!(errors_of("signal"), before + 1);
+    assert_eq!(errors_of("signal"), 1, "counted once");
     mark.assert_logged(&[
         "decision=error",
         "kind=signal",
@@ -442,13 +416,14 @@ async fn a_jwks_endpoint_that_is_down_or_failing_is_unavailable_logged_counted_a
         .await
         .unwrap();
     let (down, down_log) = serve(demo_layer_with(mapper)).await;
-    let (mark, before) = (Mark::now(), authentication_failures());
+    let mark = Mark::now();
+    drain_counters();
     assert_status(
         start_as(down, &token, "o-1").await,
         Code::Unavailable,
         "no usable signing keys",
     );
-    assert_eq!(authentication_failures(), before + 1);
+    assert_eq!(authentication_failures(), 1, "counted once");
     mark.assert_logged(&["authentication failed", "no usable signing keys"]);
     assert!(down_log.calls().is_empty());
 
@@ -457,13 +432,14 @@ async fn a_jwks_endpoint_that_is_down_or_failing_is_unavailable_logged_counted_a
     jwks.set_failing(true);
     let mapper = jwks_config(&jwks.url, 0).build().await.unwrap();
     let (addr, log) = serve(demo_layer_with(mapper)).await;
-    let (mark, before) = (Mark::now(), authentication_failures());
+    let mark = Mark::now();
+    drain_counters();
     assert_status(
         start_as(addr, &token, "o-1").await,
         Code::Unavailable,
         "no usable signing keys",
     );
-    assert_eq!(authentication_failures(), before + 1);
+    assert_eq!(authentication_failures(), 1, "counted once");
     mark.assert_logged(&["authentication failed", "no usable signing keys"]);
     assert!(!mark.logged().contains(&token), "the token was logged");
     assert!(log.calls().is_empty());

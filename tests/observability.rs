@@ -5,68 +5,22 @@
 
 mod support;
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex, OnceLock},
-};
+use std::sync::OnceLock;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
 use support::*;
 use warden_example::policies::demo_layer;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Installs the process-wide recorder and subscriber once for this test binary.
 fn observe() -> &'static (Captured, Snapshotter) {
     static ONCE: OnceLock<(Captured, Snapshotter)> = OnceLock::new();
     ONCE.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_env_filter("warden=info")
-            .with_ansi(false)
-            .init();
+        let captured = Captured::install();
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         recorder.install().unwrap();
         (captured, snapshotter)
     })
-}
-
-type Snapshot = Vec<(
-    metrics_util::CompositeKey,
-    Option<metrics::Unit>,
-    Option<metrics::SharedString>,
-    DebugValue,
-)>;
-
-fn counter(snapshot: &Snapshot, name: &str, labels: &[(&str, &str)]) -> u64 {
-    snapshot
-        .iter()
-        .filter(|(key, _, _, _)| {
-            let key = key.key();
-            key.name() == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
-        })
-        .map(|(_, _, _, value)| match value {
-            DebugValue::Counter(n) => *n,
-            _ => 0,
-        })
-        .sum()
 }
 
 #[tokio::test]
@@ -88,7 +42,7 @@ async fn decisions_are_audited_and_counted_without_secrets() {
         .unwrap_err();
 
     // A snapshot drains the counters, so take one.
-    let snapshot: Snapshot = snapshotter.snapshot().into_vec();
+    let snapshot: MetricsSnapshot = snapshotter.snapshot().into_vec();
     assert_eq!(
         counter(
             &snapshot,
@@ -110,7 +64,7 @@ async fn decisions_are_audited_and_counted_without_secrets() {
         1
     );
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.since(0);
     let denial = log
         .lines()
         .find(|line| line.contains("decision=\"deny\"") || line.contains("decision=deny"))

@@ -22,6 +22,8 @@ use warden_example::{
     pb::{workflow_service_client::WorkflowServiceClient, *},
 };
 
+pub mod load;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serves the example service behind `layer` with tonic on a free loopback port.
@@ -248,6 +250,30 @@ pub fn example_proxy_config(
     dir: &std::path::Path,
     listen: &str,
 ) -> warden_proxy::ProxyConfig {
+    let policies = format!(
+        r#"
+[policies.roles]
+type = "roles"
+table = "empty"
+methods = {{ "{SERVICE}/*" = {{ scope = "namespace", access = "write" }} }}
+
+[authorize]
+default = ["roles"]
+"#
+    );
+    example_proxy_config_with(upstream, dir, listen, &policies)
+}
+
+const SERVICE: &str = "warden.example.v1.WorkflowService";
+
+/// [`example_proxy_config`] deciding by `policies` (the `[policies.*]` and `[authorize]`
+/// tables) instead.
+pub fn example_proxy_config_with(
+    upstream: SocketAddr,
+    dir: &std::path::Path,
+    listen: &str,
+    policies: &str,
+) -> warden_proxy::ProxyConfig {
     std::fs::write(
         dir.join("example.binpb"),
         warden_example::FILE_DESCRIPTOR_SET,
@@ -285,16 +311,74 @@ api_key_header = "x-api-key"
 [[identity.mappers]]
 type = "api_key"
 keys = [{{ hash = "sha256:9c220f200955d76c0a38d308225e0ef10c5f971acaf2f8d1d8f732affa5bd1dc", subject = "alice", namespaces = {{ orders = "writer" }} }}]
-
-[policies.roles]
-type = "roles"
-table = "empty"
-methods = {{ "{service}/*" = {{ scope = "namespace", access = "write" }} }}
-
-[authorize]
-default = ["roles"]
+{policies}
 "#,
-        service = "warden.example.v1.WorkflowService"
+        service = SERVICE
     );
     warden_proxy::ProxyConfig::parse(&dir.join("proxy.toml"), &text).unwrap()
+}
+
+/// Log output captured in memory: the test binary's process-wide `tracing` subscriber.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Installs a plain-text subscriber for `warden*` targets at `info` writing here; once per
+    /// test binary.
+    pub fn install() -> Self {
+        let captured = Self::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_env_filter("warden=info")
+            .with_ansi(false)
+            .init();
+        captured
+    }
+
+    /// How many bytes were written so far (an offset for [`Captured::since`]).
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// Everything written from `offset` on.
+    pub fn since(&self, offset: usize) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()[offset..]).into_owned()
+    }
+}
+
+/// A snapshot of the `metrics` debugging recorder.
+pub type MetricsSnapshot = Vec<(
+    metrics_util::CompositeKey,
+    Option<metrics::Unit>,
+    Option<metrics::SharedString>,
+    metrics_util::debugging::DebugValue,
+)>;
+
+/// The sum of the counters named `name` whose labels include `labels`.
+pub fn counter(snapshot: &MetricsSnapshot, name: &str, labels: &[(&str, &str)]) -> u64 {
+    snapshot
+        .iter()
+        .filter(|(key, _, _, _)| {
+            let key = key.key();
+            key.name() == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
+        })
+        .map(|(_, _, _, value)| match value {
+            metrics_util::debugging::DebugValue::Counter(n) => *n,
+            _ => 0,
+        })
+        .sum()
 }

@@ -37,6 +37,8 @@ pub mod instances;
 mod operation;
 pub mod policy;
 mod request;
+#[cfg(feature = "watch")]
+pub mod watch;
 
 pub use answer::{Answer, AnswerFuture, BoxFuture};
 pub use args::{Args, ArgsDecoder, SharedArgsDecoder};

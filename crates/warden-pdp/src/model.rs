@@ -795,64 +795,44 @@ impl ModelHandle {
     }
 
     /// Polls the file every `every` on the Tokio runtime and reloads it when it changes, until
-    /// the handle is dropped. A changed file is taken only once it reads the same twice, a
-    /// settle interval apart (so one caught mid-write is not taken for a shorter valid one);
-    /// an invalid file is logged with every problem and the previous model stays.
+    /// the handle is dropped. A changed file is taken only once it has settled (two reads agree
+    /// on text, length and modification time; see [`warden_core::watch`]), so one caught
+    /// mid-write is not taken for a shorter valid one; an invalid file is logged with every
+    /// problem and the previous model stays.
     pub fn watch(&self, every: std::time::Duration) {
-        let weak = Arc::downgrade(&self.shared);
-        let settle = every.min(std::time::Duration::from_millis(100));
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                let Some(shared) = weak.upgrade() else {
-                    return;
-                };
-                let handle = ModelHandle { shared };
-                let Some(path) = handle.shared.path.clone() else {
-                    return;
-                };
-                let Ok(first) = std::fs::read_to_string(&path) else {
-                    continue;
-                };
-                let seen = handle
-                    .shared
+        let Some(path) = self.shared.path.clone() else {
+            return;
+        };
+        warden_core::watch::watch_file(
+            Arc::downgrade(&self.shared),
+            path.clone(),
+            every,
+            move |shared, text| {
+                let mut seen = shared
                     .seen
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone();
-                if seen.as_deref() == Some(first.as_str()) {
-                    continue;
-                }
-                drop(handle);
-                tokio::time::sleep(settle).await;
-                let Some(shared) = weak.upgrade() else {
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if seen.as_deref() == Some(text.as_str()) {
                     return;
-                };
-                let handle = ModelHandle { shared };
-                match std::fs::read_to_string(&path) {
-                    Ok(second) if second == first => {
-                        *handle
-                            .shared
-                            .seen
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                            Some(second.clone());
-                        match Model::parse(&second, is_json(&path), &path.display().to_string()) {
-                            Ok(model) => {
-                                let (definitions, values, mappings) = model.counts();
-                                handle.replace(model);
-                                tracing::info!(path = %path.display(), definitions, values, mappings, "attribute model reloaded");
-                            }
-                            Err(error) => {
-                                tracing::error!(%error, "the changed attribute model is invalid; keeping the previous one");
-                            }
-                        }
-                    }
-                    _ => continue,
                 }
-            }
-        });
+                let parsed = Model::parse(&text, is_json(&path), &path.display().to_string());
+                // Remembered either way, so an invalid file is reported once, not every poll.
+                *seen = Some(text);
+                drop(seen);
+                match parsed {
+                    Ok(model) => {
+                        let (definitions, values, mappings) = model.counts();
+                        let handle = ModelHandle {
+                            shared: Arc::clone(shared),
+                        };
+                        handle.replace(model);
+                        tracing::info!(path = %path.display(), definitions, values, mappings, "attribute model reloaded");
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "the changed attribute model is invalid; keeping the previous one");
+                    }
+                }
+            },
+        );
     }
 }

@@ -816,49 +816,28 @@ impl RulesPolicy {
     }
 
     /// Polls the file every `every` on the Tokio runtime and reloads it when it changes, until
-    /// the policy is dropped. A changed file is loaded only once it reads the same twice, a
-    /// settle interval apart, so a file caught mid-write is not taken for a shorter valid one
-    /// (still, write rules files atomically: a temporary file renamed over the old one). An
-    /// invalid file is logged (every error, with its line) and the previous rules stay.
+    /// the policy is dropped. A changed file is loaded only once it has settled (two reads
+    /// agree on text, length and modification time; see [`warden_core::watch`]), so a file
+    /// caught mid-write is not taken for a shorter valid one (still, write rules files
+    /// atomically: a temporary file renamed over the old one). An invalid file is logged
+    /// (every error, with its line) and the previous rules stay.
     pub fn watch(&self, every: Duration) {
-        let weak = Arc::downgrade(&self.shared);
-        let settle = every.min(Duration::from_millis(100));
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                let Some(shared) = weak.upgrade() else {
-                    return;
+        let Some(path) = self.shared.path.clone() else {
+            return;
+        };
+        warden_core::watch::watch_file(
+            Arc::downgrade(&self.shared),
+            path.clone(),
+            every,
+            move |shared, text| {
+                let policy = RulesPolicy {
+                    shared: Arc::clone(shared),
                 };
-                let policy = RulesPolicy { shared };
-                let Some(path) = policy.shared.path.clone() else {
-                    return;
-                };
-                let Ok(first) = read(&path) else {
-                    continue;
-                };
-                let changed = policy
-                    .shared
-                    .seen
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .as_deref()
-                    != Some(first.as_str());
-                if !changed {
-                    continue;
+                if let Err(error) = policy.install(&path, text) {
+                    tracing::error!(%error, "the changed rules file is invalid; keeping the previous rules");
                 }
-                tokio::time::sleep(settle).await;
-                match read(&path) {
-                    Ok(second) if second == first => {
-                        if let Err(error) = policy.install(&path, second) {
-                            tracing::error!(%error, "the changed rules file is invalid; keeping the previous rules");
-                        }
-                    }
-                    _ => continue,
-                }
-            }
-        });
+            },
+        );
     }
 }
 
