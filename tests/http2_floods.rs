@@ -1,5 +1,6 @@
 //! HTTP/2 floods against `warden proxy`, written frame by frame over loopback: rapid stream
-//! resets, a CONTINUATION flood, a SETTINGS flood and a PING flood. Each is bounded in count
+//! resets, a CONTINUATION flood, a SETTINGS flood and a PING flood; and slow clients, 200
+//! streams on one connection that never send their message. Each is bounded in count
 //! and time; during and after each, another caller is served, nothing the flood sent reaches
 //! the upstream, and the process's resident memory stays bounded.
 
@@ -304,4 +305,99 @@ async fn floods_are_cut_off_or_absorbed_while_other_callers_are_served_and_reach
     settings_and_ping_floods().await;
     data_without_headers().await;
     forbidden_headers().await;
+}
+
+/// Slow clients: 200 streams on one connection that open a call and never send its message.
+/// Each is ended `DEADLINE_EXCEEDED` at the proxy's `first_message_seconds` (1 s here), freeing
+/// its slot; another caller is served meanwhile; nothing reaches the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_that_never_send_are_ended_at_the_first_message_timeout_while_others_are_served() {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http_body::Frame;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+    const STREAMS: usize = 200;
+    const DEADLINE_EXCEEDED: &str = "4";
+    let (upstream, log) = serve_bare().await;
+    let dir = std::env::temp_dir().join(format!("warden-flood-slow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let limits = format!(
+        "{}\n[limits]\nfirst_message_seconds = 1\n",
+        example_policies()
+    );
+    let proxy =
+        warden_proxy::Proxy::start(example_proxy_config_with(upstream, &dir, "", &limits), &dir)
+            .await
+            .unwrap();
+    let address = proxy.local_addr();
+    let before = resident_kib();
+
+    type Stalled =
+        StreamBody<tokio_stream::wrappers::ReceiverStream<Result<Frame<Bytes>, Infallible>>>;
+    // One client: hyper multiplexes every call on one HTTP/2 connection.
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Stalled>();
+    let started = std::time::Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    let mut senders = Vec::new();
+    for i in 0..STREAMS {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        senders.push(tx);
+        let request = http::Request::post(format!(
+            "http://{address}{}",
+            warden_example::path("SignalWorkflow")
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("x-api-key", "alice-token")
+        .header("x-call", i.to_string())
+        .body(StreamBody::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .unwrap();
+        let client = client.clone();
+        calls.spawn(async move {
+            let response = client.request(request).await.expect("an answer");
+            let (parts, body) = response.into_parts();
+            let collected = body.collect().await.expect("the whole answer");
+            let status = collected
+                .trailers()
+                .and_then(|t| t.get("grpc-status"))
+                .or_else(|| parts.headers.get("grpc-status"))
+                .map(|v| v.to_str().unwrap().to_owned());
+            status.unwrap_or_default()
+        });
+    }
+    // Meanwhile another caller is served.
+    served(address, "slow-clients-during").await;
+    let mut ended = 0;
+    while let Some(status) = calls.join_next().await {
+        assert_eq!(
+            status.unwrap(),
+            DEADLINE_EXCEEDED,
+            "a stalled call ended otherwise"
+        );
+        ended += 1;
+    }
+    let took = started.elapsed();
+    drop(senders);
+    assert_eq!(ended, STREAMS);
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(15),
+        "ended at the first-message timeout: {took:?}"
+    );
+    served(address, "slow-clients-after").await;
+    let grown = resident_kib().saturating_sub(before);
+    assert!(grown < 64 * 1024, "resident memory grew by {grown} KiB");
+    let reached = log.calls();
+    assert!(
+        reached.len() == 2 && reached.iter().all(|c| c.starts_with("StartWorkflow")),
+        "only the other caller's two starts reached the upstream: {reached:?}"
+    );
+    proxy.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -250,7 +250,13 @@ pub fn example_proxy_config(
     dir: &std::path::Path,
     listen: &str,
 ) -> warden_proxy::ProxyConfig {
-    let policies = format!(
+    example_proxy_config_with(upstream, dir, listen, &example_policies())
+}
+
+/// The policies of [`example_proxy_config`]: writers of a namespace may call every method in
+/// it.
+pub fn example_policies() -> String {
+    format!(
         r#"
 [policies.roles]
 type = "roles"
@@ -260,8 +266,7 @@ methods = {{ "{SERVICE}/*" = {{ scope = "namespace", access = "write" }} }}
 [authorize]
 default = ["roles"]
 "#
-    );
-    example_proxy_config_with(upstream, dir, listen, &policies)
+    )
 }
 
 const SERVICE: &str = "warden.example.v1.WorkflowService";
