@@ -1,11 +1,12 @@
 //! The hostile-request corpus: every case is sent raw over HTTP/2 to two targets — a tonic
 //! server behind Warden's full stack, and `warden proxy` (the same code the binary runs) in
 //! front of an upstream that records every call reaching it — and must get exactly the
-//! expected answer while reaching neither the handler nor the upstream. A positive control
-//! before and after proves both targets would have recorded a call.
+//! expected answer while reaching neither the handler nor the upstream. Token attacks go to
+//! both again, verifying JWTs against a real JWKS endpoint, and must name their reason. A
+//! positive control first proves each target would have recorded a call.
 //!
-//! Prints `hostile corpus: N cases (… HTTP/1.1, to the proxy only) on 2 targets, M reached a
-//! handler or upstream`; fails loudly if M is not 0.
+//! Prints `hostile corpus: N cases (…) on 4 targets, M reached a handler or upstream`; fails
+//! loudly if M is not 0.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup step should fail the test loudly
 
@@ -17,7 +18,12 @@ use bytes::Bytes;
 use http_body_util::Full;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use support::*;
-use warden_example::{CallLog, path, pb, policies::demo_layer};
+use warden_example::{
+    CallLog,
+    issuer::{self, JwksServer, SigningKey},
+    path, pb,
+    policies::{demo_layer, demo_layer_with},
+};
 
 const OK: i32 = 0;
 const INVALID_ARGUMENT: i32 = 3;
@@ -67,6 +73,10 @@ struct Case {
     /// Sent over HTTP/1.1 instead of HTTP/2, to the proxy only: tonic's own server refuses
     /// HTTP/1.1 at the connection, before any response.
     http1: bool,
+    /// A token attack, sent to the targets that verify JWTs only.
+    jwt: bool,
+    /// A part the `grpc-message` must hold.
+    message: Option<&'static str>,
 }
 
 impl Case {
@@ -85,6 +95,8 @@ impl Case {
             body,
             expect,
             http1: false,
+            jwt: false,
+            message: None,
         }
     }
 
@@ -106,6 +118,23 @@ impl Case {
     fn anonymous(mut self) -> Self {
         self.credentials = false;
         self
+    }
+
+    /// For the JWT-verifying targets, carrying `token` as its only credential.
+    fn jwt(mut self, token: &str) -> Self {
+        self.jwt = true;
+        self.anonymous()
+            .header("authorization", &format!("Bearer {token}"))
+    }
+
+    fn message(mut self, part: &'static str) -> Self {
+        self.message = Some(part);
+        self
+    }
+
+    /// Whether `target` gets this case.
+    fn for_target(&self, target: &Target) -> bool {
+        self.jwt == target.jwt && (!self.http1 || target.proxy)
     }
 
     fn request(&self, addr: SocketAddr) -> http::Request<Full<Bytes>> {
@@ -189,7 +218,7 @@ fn bomb(encoding: &str) -> Vec<u8> {
     }
 }
 
-fn corpus() -> Vec<Case> {
+fn corpus(key: &SigningKey) -> Vec<Case> {
     use Expect::*;
     let start_path = path("StartWorkflow");
     let start = allowed_start();
@@ -519,6 +548,23 @@ fn corpus() -> Vec<Case> {
         }
         cases.push(upgraded);
     }
+    // Every token attack, on a start and a signal alice's valid token would be allowed, to
+    // the targets that verify JWTs against a real JWKS endpoint: refused with the reason.
+    let good = issuer::claims("alice", &["orders:write"]);
+    for method in ["StartWorkflow", "SignalWorkflow"] {
+        for attack in issuer::jwt_attacks(key, &good, 10_000) {
+            cases.push(
+                Case::new(
+                    format!("JWT: {} on {method}", attack.name),
+                    path(method),
+                    frame(false, &message_for(method)),
+                    Grpc(UNAUTHENTICATED),
+                )
+                .jwt(&attack.token)
+                .message(attack.reason),
+            );
+        }
+    }
     cases
 }
 
@@ -526,29 +572,70 @@ struct Target {
     name: &'static str,
     address: SocketAddr,
     log: CallLog,
+    /// `warden proxy` (which answers HTTP/1.1), not the stack in a tonic server.
+    proxy: bool,
+    /// Callers authenticate with JWTs, not static tokens or API keys.
+    jwt: bool,
 }
 
-async fn targets() -> (Vec<Target>, warden_proxy::Proxy, PathBuf) {
-    let (stack, stack_log) = serve(demo_layer()).await;
-    let (upstream, upstream_log) = serve_bare().await;
+/// What the targets need kept alive.
+struct Running {
+    proxies: Vec<warden_proxy::Proxy>,
+    _jwks: JwksServer,
+    dir: PathBuf,
+}
+
+/// The stack and the proxy with static credentials, and both again verifying JWTs signed by
+/// `key` against a JWKS endpoint.
+async fn targets(key: &SigningKey) -> (Vec<Target>, Running) {
     let dir = std::env::temp_dir().join(format!("warden-hostile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let jwks = JwksServer::start(&[key]).await;
+    let (stack, stack_log) = serve(demo_layer()).await;
+    let (upstream, upstream_log) = serve_bare().await;
     let proxy = warden_proxy::Proxy::start(example_proxy_config(upstream, &dir, ""), &dir)
         .await
         .unwrap();
+    let mapper = issuer::jwks_config(&jwks.url, 0).build().await.unwrap();
+    let (jwt_stack, jwt_stack_log) = serve(demo_layer_with(mapper)).await;
+    let (jwt_upstream, jwt_upstream_log) = serve_bare().await;
+    let jwt_proxy = warden_proxy::Proxy::start(
+        example_proxy_config_with(
+            jwt_upstream,
+            &dir,
+            "",
+            &issuer::jwks_mapper_toml(&jwks.url),
+            &example_policies(),
+        ),
+        &dir,
+    )
+    .await
+    .unwrap();
+    let target = |name, address, log, proxy, jwt| Target {
+        name,
+        address,
+        log,
+        proxy,
+        jwt,
+    };
     let targets = vec![
-        Target {
-            name: "stack",
-            address: stack,
-            log: stack_log,
-        },
-        Target {
-            name: "proxy",
-            address: proxy.local_addr(),
-            log: upstream_log,
-        },
+        target("stack", stack, stack_log, false, false),
+        target("proxy", proxy.local_addr(), upstream_log, true, false),
+        target("stack (JWT)", jwt_stack, jwt_stack_log, false, true),
+        target(
+            "proxy (JWT)",
+            jwt_proxy.local_addr(),
+            jwt_upstream_log,
+            true,
+            true,
+        ),
     ];
-    (targets, proxy, dir)
+    let running = Running {
+        proxies: vec![proxy, jwt_proxy],
+        _jwks: jwks,
+        dir,
+    };
+    (targets, running)
 }
 
 fn answer(response: &RawResponse) -> Expect {
@@ -561,8 +648,9 @@ fn answer(response: &RawResponse) -> Expect {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_hostile_request_is_refused_as_expected_and_reaches_no_handler_or_upstream() {
-    let (targets, proxy, dir) = targets().await;
-    let cases = corpus();
+    let key = SigningKey::rsa("corpus-1");
+    let (targets, running) = targets(&key).await;
+    let cases = corpus(&key);
     assert!(cases.len() >= 250, "the corpus has {} cases", cases.len());
     let control = Case::new(
         "control",
@@ -570,11 +658,15 @@ async fn every_hostile_request_is_refused_as_expected_and_reaches_no_handler_or_
         frame(false, &allowed_start()),
         Expect::Grpc(OK),
     );
+    let jwt_control = control
+        .clone()
+        .jwt(&key.sign(&issuer::claims("alice", &["orders:write"])));
 
     let mut wrong = Vec::new();
     let mut reached = Vec::new();
     for target in &targets {
         // The control reaches the handler or upstream: the log below can see a call.
+        let control = if target.jwt { &jwt_control } else { &control };
         let response = raw(control.request(target.address), true).await;
         assert_eq!(
             answer(&response),
@@ -588,10 +680,17 @@ async fn every_hostile_request_is_refused_as_expected_and_reaches_no_handler_or_
             "{}: the control was recorded",
             target.name
         );
-        for case in cases.iter().filter(|c| !c.http1 || target.name == "proxy") {
+        for case in cases.iter().filter(|c| c.for_target(target)) {
             let before = target.log.len();
             let response = raw(case.request(target.address), !case.http1).await;
             let got = answer(&response);
+            let message = response.grpc_message();
+            if let Some(part) = case.message.filter(|part| !message.contains(part)) {
+                wrong.push(format!(
+                    "{}: {}: the message `{message}` does not name `{part}`",
+                    target.name, case.name
+                ));
+            }
             if got != case.expect {
                 wrong.push(format!(
                     "{}: {}: expected {:?}, got {got:?} ({})",
@@ -607,14 +706,17 @@ async fn every_hostile_request_is_refused_as_expected_and_reaches_no_handler_or_
         }
     }
     println!(
-        "hostile corpus: {} cases ({} of them HTTP/1.1, to the proxy only) on {} targets, {} reached a handler or upstream",
+        "hostile corpus: {} cases ({} of them HTTP/1.1, to the proxies only; {} token attacks, to the JWT-verifying targets only) on {} targets, {} reached a handler or upstream",
         cases.len(),
         cases.iter().filter(|c| c.http1).count(),
+        cases.iter().filter(|c| c.jwt).count(),
         targets.len(),
         reached.len()
     );
-    proxy.shutdown();
-    let _ = std::fs::remove_dir_all(&dir);
+    for proxy in &running.proxies {
+        proxy.shutdown();
+    }
+    let _ = std::fs::remove_dir_all(&running.dir);
     assert!(
         reached.is_empty(),
         "reached a handler or upstream:\n{}",

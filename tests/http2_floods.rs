@@ -328,10 +328,12 @@ async fn streams_that_never_send_are_ended_at_the_first_message_timeout_while_ot
         "{}\n[limits]\nfirst_message_seconds = 1\n",
         example_policies()
     );
-    let proxy =
-        warden_proxy::Proxy::start(example_proxy_config_with(upstream, &dir, "", &limits), &dir)
-            .await
-            .unwrap();
+    let proxy = warden_proxy::Proxy::start(
+        example_proxy_config_with(upstream, &dir, "", EXAMPLE_IDENTITY, &limits),
+        &dir,
+    )
+    .await
+    .unwrap();
     let address = proxy.local_addr();
     let before = resident_kib();
 

@@ -139,7 +139,7 @@ async fn no_call_is_decided_by_a_half_written_rules_file_while_it_is_rewritten_u
         proxy_rules.display()
     );
     let proxy = warden_proxy::Proxy::start(
-        example_proxy_config_with(upstream, &dir, "", &policies),
+        example_proxy_config_with(upstream, &dir, "", EXAMPLE_IDENTITY, &policies),
         &dir,
     )
     .await

@@ -250,8 +250,19 @@ pub fn example_proxy_config(
     dir: &std::path::Path,
     listen: &str,
 ) -> warden_proxy::ProxyConfig {
-    example_proxy_config_with(upstream, dir, listen, &example_policies())
+    example_proxy_config_with(upstream, dir, listen, EXAMPLE_IDENTITY, &example_policies())
 }
+
+/// The identity of [`example_proxy_config`]: alice, a writer of `orders`, by her API key
+/// (`alice-token` in `x-api-key`).
+pub const EXAMPLE_IDENTITY: &str = r#"
+[identity]
+api_key_header = "x-api-key"
+
+[[identity.mappers]]
+type = "api_key"
+keys = [{ hash = "sha256:9c220f200955d76c0a38d308225e0ef10c5f971acaf2f8d1d8f732affa5bd1dc", subject = "alice", namespaces = { orders = "writer" } }]
+"#;
 
 /// The policies of [`example_proxy_config`]: writers of a namespace may call every method in
 /// it.
@@ -271,12 +282,13 @@ default = ["roles"]
 
 const SERVICE: &str = "warden.example.v1.WorkflowService";
 
-/// [`example_proxy_config`] deciding by `policies` (the `[policies.*]` and `[authorize]`
-/// tables) instead.
+/// [`example_proxy_config`] with callers authenticated by `identity` (the `[identity]` tables)
+/// and decided by `policies` (the `[policies.*]` and `[authorize]` tables) instead.
 pub fn example_proxy_config_with(
     upstream: SocketAddr,
     dir: &std::path::Path,
     listen: &str,
+    identity: &str,
     policies: &str,
 ) -> warden_proxy::ProxyConfig {
     std::fs::write(
@@ -309,13 +321,7 @@ method = [
     {{ path = "/{service}/SignalWorkflowBatch", kind = "signal", namespace = "namespace", instance = "execution.workflow_id", name = "signal_name" }},
     {{ path = "/{service}/SignalWorkflowStream", kind = "signal", namespace = "namespace", instance = "execution.workflow_id", name = "signal_name" }},
 ]
-
-[identity]
-api_key_header = "x-api-key"
-
-[[identity.mappers]]
-type = "api_key"
-keys = [{{ hash = "sha256:9c220f200955d76c0a38d308225e0ef10c5f971acaf2f8d1d8f732affa5bd1dc", subject = "alice", namespaces = {{ orders = "writer" }} }}]
+{identity}
 {policies}
 "#,
         service = SERVICE

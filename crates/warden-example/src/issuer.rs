@@ -108,6 +108,121 @@ impl SigningKey {
     }
 }
 
+/// One token attack, and what a refusal must name.
+#[derive(Clone, Debug)]
+pub struct JwtAttack {
+    /// What the attack is.
+    pub name: &'static str,
+    /// The token sent as `authorization: Bearer …`.
+    pub token: String,
+    /// A part of the reason every refusal must give.
+    pub reason: &'static str,
+}
+
+/// Every token attack against a verifier that trusts `key` (an RSA key, RS256) for
+/// [`ISSUER`] and [`AUDIENCE`]: each on the otherwise valid `good` claims. The oversized token
+/// is a valid one with `oversize` bytes appended (over the verifier's 8 KiB limit, and within
+/// the transport's header limit).
+pub fn jwt_attacks(key: &SigningKey, good: &Value, oversize: usize) -> Vec<JwtAttack> {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+    use serde_json::json;
+
+    let b64 = |value: &Value| B64.encode(value.to_string());
+    let forged = |header: Value, claims: &Value, signature: &str| {
+        format!("{}.{}.{signature}", b64(&header), b64(claims))
+    };
+    let with = |patch: Value| {
+        let mut claims = good.clone();
+        if let (Some(claims), Some(patch)) = (claims.as_object_mut(), patch.as_object()) {
+            for (k, v) in patch {
+                claims.insert(k.clone(), v.clone());
+            }
+        }
+        claims
+    };
+    let hs256_with_public_key = {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
+        let secret = EncodingKey::from_secret(key.public_pem.as_bytes());
+        jsonwebtoken::encode(&header, good, &secret).expect("claims serialize")
+    };
+    let valid = key.sign(good);
+    let signature = valid.rsplit('.').next().unwrap_or_default().to_owned();
+    let attack = |name, token, reason| JwtAttack {
+        name,
+        token,
+        reason,
+    };
+    vec![
+        attack(
+            "alg none",
+            forged(json!({"alg": "none", "typ": "JWT"}), good, ""),
+            "alg `none`",
+        ),
+        attack(
+            "HS256 signed with the RSA public key",
+            hs256_with_public_key,
+            "algorithm HS256 is not allowed",
+        ),
+        attack(
+            "expired",
+            key.sign(&with(json!({"exp": now() - 3600}))),
+            "token expired",
+        ),
+        attack(
+            "nbf in the future",
+            key.sign(&with(json!({"nbf": now() + 3600}))),
+            "not valid yet",
+        ),
+        attack(
+            "wrong issuer",
+            key.sign(&with(json!({"iss": "https://evil.example/"}))),
+            "wrong issuer",
+        ),
+        attack(
+            "wrong audience",
+            key.sign(&with(json!({"aud": "someone-else"}))),
+            "wrong audience",
+        ),
+        attack(
+            "bad signature",
+            SigningKey::rsa(&key.kid).sign(good),
+            "bad signature",
+        ),
+        attack(
+            "claims swapped under a valid signature",
+            forged(
+                json!({"alg": "RS256", "kid": key.kid}),
+                &with(json!({"sub": "root"})),
+                &signature,
+            ),
+            "bad signature",
+        ),
+        attack(
+            "unknown kid",
+            SigningKey::ec("nobody").sign(good),
+            "unknown signing key",
+        ),
+        attack("missing kid", key.sign_without_kid(good), "has no `kid`"),
+        attack("malformed base64", "%%%.@@@.!!!".into(), "malformed token"),
+        attack(
+            "malformed JSON",
+            format!("{}.{}.{signature}", B64.encode("{not json"), b64(good)),
+            "malformed token",
+        ),
+        attack(
+            "an oversized token",
+            format!("{valid}{}", "A".repeat(oversize)),
+            "token too large",
+        ),
+        attack(
+            "permissions of the wrong JSON type",
+            key.sign(&with(json!({"permissions": "orders:admin"}))),
+            "`permissions` claim must be an array of strings",
+        ),
+    ]
+}
+
 /// Seconds since the epoch.
 pub fn now() -> u64 {
     SystemTime::now()
