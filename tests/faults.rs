@@ -63,7 +63,7 @@ fn observed() -> &'static Observed {
     })
 }
 
-/// Where the log and the counters stood when a fault began.
+/// Where the log stood when a fault began.
 struct Mark {
     log_offset: usize,
 }
@@ -82,15 +82,7 @@ impl Mark {
 
     /// Asserts one line since the mark holds every one of `parts`.
     fn assert_logged(&self, parts: &[&str]) {
-        let logged = self.logged();
-        // Field values are quoted in the log (`kind="cancel"`); the parts are written bare.
-        assert!(
-            logged.lines().any(|line| {
-                let bare = line.replace('"', "");
-                parts.iter().all(|part| bare.contains(part))
-            }),
-            "no log line with {parts:?} in:\n{logged}"
-        );
+        observed().logs.assert_logged_since(self.log_offset, parts);
     }
 }
 

@@ -108,7 +108,8 @@ async fn http_get(url: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failing_upstreams_get_the_right_status_are_counted_and_the_proxy_recovers() {
+async fn failing_upstreams_get_the_right_status_are_logged_counted_and_the_proxy_recovers() {
+    let logs = Captured::install();
     // The upstream's address, first held by a listener that resets every connection.
     let resetter = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream: SocketAddr = resetter.local_addr().unwrap();
@@ -152,6 +153,7 @@ async fn failing_upstreams_get_the_right_status_are_counted_and_the_proxy_recove
         )
         .await;
     assert!(failures >= 1.0, "counted: {failures}");
+    logs.assert_logged_since(0, &["upstream call failed"]);
 
     // The same address now serves a real (if odd) upstream: the proxy uses it at once.
     resetting.abort();
@@ -226,6 +228,7 @@ async fn failing_upstreams_get_the_right_status_are_counted_and_the_proxy_recove
         .await
             >= 1.0
     );
+    logs.assert_logged_since(0, &["upstream call failed", "reason=stream"]);
 
     // And the next call is served.
     caller

@@ -366,6 +366,19 @@ impl Captured {
     pub fn since(&self, offset: usize) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()[offset..]).into_owned()
     }
+
+    /// Asserts that one line written from `offset` on holds every one of `parts`. Field
+    /// values are quoted in the log (`kind="cancel"`); the parts are written bare.
+    pub fn assert_logged_since(&self, offset: usize, parts: &[&str]) {
+        let logged = self.since(offset);
+        assert!(
+            logged.lines().any(|line| {
+                let bare = line.replace('"', "");
+                parts.iter().all(|part| bare.contains(part))
+            }),
+            "no log line with {parts:?} in:\n{logged}"
+        );
+    }
 }
 
 /// A snapshot of the `metrics` debugging recorder.

@@ -50,6 +50,21 @@ pub use wire::Fields;
 
 use crate::grpc::MethodPath;
 
+/// Splits a gRPC method path, `/package.Service/Method`, into its service and method, as
+/// classification does for every call the map does not name: anything else (a missing
+/// segment, an extra one, an empty or non-identifier name, percent-encoding) is the reason
+/// the call is refused `INVALID_ARGUMENT`.
+///
+/// ```
+/// use warden_tower::map::split_method_path;
+///
+/// assert_eq!(split_method_path("/pkg.v1.Svc/Do"), Ok(("pkg.v1.Svc", "Do")));
+/// assert!(split_method_path("/pkg.v1.Svc/Do/extra").is_err());
+/// ```
+pub fn split_method_path(path: &str) -> Result<(&str, &str), &'static str> {
+    MethodPath::parse(path).map(|parsed| (parsed.service, parsed.method))
+}
+
 /// Why a message could not be turned into an operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot decode {message}: {reason}")]
