@@ -87,9 +87,11 @@ impl RedisInstanceStore {
     ) -> Result<Self, ConnectError> {
         let store = Self::lazy(url, prefix, timeout)?;
         let unreachable = |reason: String| ConnectError::Unreachable { reason };
-        tokio::time::timeout(timeout * 3, store.ping())
+        // The first connection may take its retry: three command timeouts, not one.
+        let limit = timeout * 3;
+        tokio::time::timeout(limit, store.send_ping())
             .await
-            .map_err(|_| unreachable(format!("no connection within {:?}", timeout * 3)))?
+            .map_err(|_| unreachable(format!("no connection within {limit:?}")))?
             .map_err(|e| unreachable(e.to_string()))?;
         Ok(store)
     }
@@ -121,17 +123,17 @@ impl RedisInstanceStore {
 
     /// Whether Redis answers a `PING` within the command timeout.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
-        let ping = async {
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
-        };
-        tokio::time::timeout(self.timeout, ping)
+        tokio::time::timeout(self.timeout, self.send_ping())
             .await
             .map_err(|_| unavailable(format!("no answer within {:?}", self.timeout)))?
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    /// `PING`, connecting first if need be, with no deadline of its own.
+    async fn send_ping(&self) -> redis::RedisResult<String> {
+        let mut connection = self.connection.clone();
+        redis::cmd("PING").query_async(&mut connection).await
     }
 
     /// `prefix:kind:<len>:namespace:instance` — the length keeps `a:b`/`c` apart from `a`/`b:c`.
