@@ -310,22 +310,11 @@ impl Resources {
                     if resource.unknown.is_some() || resource.groups.is_empty() {
                         return Verdict::UNKNOWN;
                     }
-                    let mut failed = 0u64;
-                    for (position, test) in tests.iter().enumerate() {
-                        let pass = match *test {
-                            Test::All(mask) => held & mask == mask,
-                            Test::Any(mask) => held & mask != 0,
-                            Test::AtMost { slot, highest } => best[slot as usize] <= highest,
-                        };
-                        if !pass {
-                            failed |= 1u64 << position.min(63);
-                        }
-                    }
-                    Verdict {
-                        permitted: failed == 0,
-                        failed,
-                        unknown: false,
-                    }
+                    Verdict::of(tests.iter().map(|test| match *test {
+                        Test::All(mask) => held & mask == mask,
+                        Test::Any(mask) => held & mask != 0,
+                        Test::AtMost { slot, highest } => best[slot as usize] <= highest,
+                    }))
                 }),
         );
     }
@@ -361,10 +350,9 @@ impl Resources {
                 unknown: false,
             };
         }
-        let mut failed = 0u64;
-        for (position, (definition, values)) in resource.groups.iter().enumerate() {
+        Verdict::of(resource.groups.iter().map(|(definition, values)| {
             let definition = &self.model.definitions[*definition as usize];
-            let pass = match definition.rule {
+            match definition.rule {
                 Rule::AllOf => values.iter().all(|v| entitlements.get(*v) & bit != 0),
                 Rule::AnyOf => values.iter().any(|v| entitlements.get(*v) & bit != 0),
                 Rule::Hierarchy => {
@@ -372,17 +360,16 @@ impl Resources {
                     let highest = values.iter().copied().min().unwrap_or(definition.first);
                     entitlements.any_in(definition.first, highest, bit)
                 }
-            };
-            if !pass {
-                failed |= 1u64 << position.min(63);
             }
-        }
-        Verdict {
-            permitted: failed == 0,
-            failed,
-            unknown: false,
-        }
+        }))
     }
+}
+
+/// The bit of a resource's definition at `position` in [`Verdict::failed`]; definitions past
+/// the 64th share the last bit.
+#[inline]
+fn definition_bit(position: usize) -> u64 {
+    1u64 << position.min(63)
 }
 
 /// The outcome of one (entity, resource) pair, kept compact: which of the resource's
@@ -395,6 +382,21 @@ struct Verdict {
 }
 
 impl Verdict {
+    /// The verdict on a resource whose definitions, in order, passed or failed as `passes`
+    /// says.
+    #[inline]
+    fn of(passes: impl Iterator<Item = bool>) -> Self {
+        let failed = passes
+            .enumerate()
+            .filter(|(_, pass)| !pass)
+            .fold(0, |failed, (position, _)| failed | definition_bit(position));
+        Self {
+            permitted: failed == 0,
+            failed,
+            unknown: false,
+        }
+    }
+
     const UNKNOWN: Self = Self {
         permitted: false,
         failed: 0,
@@ -446,7 +448,7 @@ impl<'a> ResourceDecision<'a> {
             .groups
             .iter()
             .enumerate()
-            .filter(move |(position, _)| failed & (1u64 << (*position).min(63)) != 0)
+            .filter(move |(position, _)| failed & definition_bit(*position) != 0)
             .map(move |(_, (d, _))| &*resources.model.definitions[*d as usize].fqn)
     }
 
