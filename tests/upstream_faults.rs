@@ -16,7 +16,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::*;
 use tokio::net::TcpListener;
 use tonic::Code;
-use warden_example::pb::{DescribeWorkflowRequest, WatchWorkflowRequest};
+use warden_example::{
+    http_probe,
+    pb::{DescribeWorkflowRequest, WatchWorkflowRequest},
+};
 
 fn describe() -> DescribeWorkflowRequest {
     DescribeWorkflowRequest {
@@ -81,30 +84,7 @@ async fn misbehaving_upstream(listener: TcpListener) {
 }
 
 async fn metric(url: &str, series: &str) -> f64 {
-    let text = http_get(url).await;
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// A plain HTTP/1.1 GET, returning the body.
-async fn http_get(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
+    http_probe::sample(&http_probe::get(url).await, series)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,6 +32,7 @@ pub mod pb {
     tonic::include_proto!("warden.example.v1");
 }
 
+pub mod http_probe;
 pub mod issuer;
 pub mod policies;
 pub mod redis_server;

@@ -147,14 +147,9 @@ impl Drop for ProxyProcess {
     }
 }
 
-/// A plain HTTP/1.1 GET over loopback, returning the body.
-pub async fn http_get(url: &str) -> String {
-    let response = http_get_response(url).await;
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
-}
+// Shared by test binaries that each use some of these.
+#[allow(unused_imports)]
+pub use warden_example::http_probe::{get as http_get, get_response as http_get_response, sample};
 
 /// A plain HTTP/1.1 POST of a JSON body over loopback, with extra header lines; returns the
 /// status and the body.
@@ -182,31 +177,6 @@ pub async fn http_post(url: &str, headers: &[&str], body: &str) -> (u16, String)
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
     (status, body)
-}
-
-/// A plain HTTP/1.1 GET over loopback, returning the whole response (status line, headers,
-/// body).
-pub async fn http_get_response(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-}
-
-/// The value of the Prometheus sample `name{labels}` (labels as rendered), or 0.
-pub fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// The identity provider of a test: a JWKS endpoint and a key.
