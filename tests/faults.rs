@@ -25,8 +25,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
 use warden_core::{
-    Claims, KindSet, OperationKind, Policy, PolicyError, Roles, SharedPolicy,
-    identity::StaticTokenMapper,
+    KindSet, OperationKind, Policy, PolicyError, SharedPolicy,
     instances::SharedInstanceStore,
     policy::{async_policy_fn, policy_fn},
 };
@@ -107,14 +106,6 @@ fn authentication_failures() -> u64 {
     counter_now("warden_authentication_failures_total", &[])
 }
 
-fn identities() -> StaticTokenMapper {
-    let writer =
-        |name: &str| Claims::for_subject(name).with_namespace_role("orders", Roles::WRITER);
-    StaticTokenMapper::new()
-        .with_token("alice", writer("alice"))
-        .with_token("mallory", writer("mallory"))
-}
-
 fn cancel(id: &str) -> CancelWorkflowRequest {
     CancelWorkflowRequest {
         namespace: "orders".into(),
@@ -190,7 +181,7 @@ async fn a_policy_that_errors_panics_or_hangs_is_unavailable_logged_and_counted(
     .shared();
     let hanging: SharedPolicy = async_policy_fn("hanging", |_| std::future::pending()).shared();
     let layer = WardenLayer::builder(operation_map())
-        .authenticate(identities())
+        .authenticate(instance_identities())
         .execute(writers())
         .kinds(KindSet::one(OperationKind::Cancel), erring)
         .kinds(KindSet::one(OperationKind::Terminate), panicking)
@@ -278,7 +269,7 @@ resource = ["https://temporal.io/attr/namespace/value/{{namespace}}"]
     .unwrap();
     let remote = warden_pdp::remote::RemotePolicy::new("pdp", &config).unwrap();
     WardenLayer::builder(operation_map())
-        .authenticate(identities())
+        .authenticate(instance_identities())
         .execute(writers())
         .signal(remote)
         .build()
@@ -350,7 +341,7 @@ async fn redis_down_from_the_start_is_unavailable_logged_counted_and_used_once_u
     );
     let policy = InstancePolicy::initiator(Arc::clone(&store));
     let layer = WardenLayer::builder(operation_map())
-        .authenticate(identities())
+        .authenticate(instance_identities())
         .execute(writers())
         .signal(policy)
         .build()

@@ -320,18 +320,11 @@ fn corpus(key: &SigningKey) -> Vec<Case> {
             .header("grpc-encoding", encoding),
         );
     }
-    // Several messages where the method takes one.
-    for method in [
-        "StartWorkflow",
-        "SignalWorkflow",
-        "QueryWorkflow",
-        "UpdateWorkflow",
-        "CancelWorkflow",
-        "TerminateWorkflow",
-        "DescribeWorkflow",
-        "ListWorkflows",
-        "WatchWorkflow",
-    ] {
+    // Several messages where the method takes one: all but the client-streaming methods.
+    for method in METHODS
+        .into_iter()
+        .filter(|m| !matches!(*m, "SignalWorkflowBatch" | "SignalWorkflowStream"))
+    {
         for count in [2usize, 3] {
             let one = frame(false, &message_for(method));
             cases.push(Case::new(

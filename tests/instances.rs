@@ -11,8 +11,7 @@ use support::*;
 use tonic::Code;
 use tower::ServiceBuilder;
 use warden_core::{
-    Claims, KindSet, OperationKind, Roles,
-    identity::StaticTokenMapper,
+    KindSet, OperationKind,
     instances::{InstanceKey, InstanceStore, MemoryInstanceStore, SharedInstanceStore},
 };
 use warden_example::{
@@ -25,22 +24,9 @@ use warden_policy::instances::InstancePolicy;
 use warden_redis::RedisInstanceStore;
 use warden_tower::{WardenLayer, record::RecordInitiatorLayer};
 
-fn identities() -> StaticTokenMapper {
-    let writer =
-        |name: &str| Claims::for_subject(name).with_namespace_role("orders", Roles::WRITER);
-    StaticTokenMapper::new()
-        .with_token("alice", writer("alice"))
-        .with_token("bob", writer("bob"))
-        .with_token("mallory", writer("mallory"))
-        .with_token(
-            "root",
-            Claims::for_subject("root").with_system_role(Roles::ADMIN),
-        )
-}
-
 async fn serve_with(store: SharedInstanceStore, policy: InstancePolicy) -> (SocketAddr, CallLog) {
     let warden = WardenLayer::builder(operation_map())
-        .authenticate(identities())
+        .authenticate(instance_identities())
         .execute(writers())
         .signal(policy.clone())
         .query(policy.clone())

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use support::*;
-use tonic::{Code, codec::CompressionEncoding};
+use tonic::{Code, codec::CompressionEncoding, transport::Channel};
 use tower::ServiceBuilder;
 use warden_core::{
     Decision, PolicyError,
@@ -234,10 +234,9 @@ async fn compressed_update_arguments_are_decoded_and_judged() {
     assert_eq!(log.len(), 6, "{:?}", log.calls());
 }
 
-#[tokio::test]
-async fn a_denied_message_in_a_client_stream_ends_the_call_and_never_reaches_the_handler() {
-    let (addr, log) = serve(demo_layer()).await;
-    let mut client = client(addr).await;
+/// Starts `orders/o-1` as alice and `billing/inv-1` as carol: a stream of alice's that names
+/// both may signal the first and not the second.
+async fn start_orders_and_billing(client: &mut WorkflowServiceClient<Channel>) {
     client
         .start_workflow(as_user("alice-token", start("orders", "o-1")))
         .await
@@ -246,6 +245,33 @@ async fn a_denied_message_in_a_client_stream_ends_the_call_and_never_reaches_the
         .start_workflow(as_user("carol-token", start("billing", "inv-1")))
         .await
         .unwrap();
+}
+
+/// How many signals the handler applied to `namespace/id`, as root sees it.
+async fn signal_count(
+    client: &mut WorkflowServiceClient<Channel>,
+    namespace: &str,
+    id: &str,
+) -> u32 {
+    client
+        .describe_workflow(as_user(
+            "root-token",
+            DescribeWorkflowRequest {
+                namespace: namespace.into(),
+                execution: execution(id),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .signal_count
+}
+
+#[tokio::test]
+async fn a_denied_message_in_a_client_stream_ends_the_call_and_never_reaches_the_handler() {
+    let (addr, log) = serve(demo_layer()).await;
+    let mut client = client(addr).await;
+    start_orders_and_billing(&mut client).await;
 
     let batch = vec![
         signal("orders", "o-1", "approve"),
@@ -261,31 +287,14 @@ async fn a_denied_message_in_a_client_stream_ends_the_call_and_never_reaches_the
         "permission denied: needs the writer role in this namespace"
     );
 
-    let describe = |namespace: &str, id: &str| {
-        as_user(
-            "root-token",
-            DescribeWorkflowRequest {
-                namespace: namespace.into(),
-                execution: execution(id),
-            },
-        )
-    };
-    let orders = client
-        .describe_workflow(describe("orders", "o-1"))
-        .await
-        .unwrap()
-        .into_inner();
-    let billing = client
-        .describe_workflow(describe("billing", "inv-1"))
-        .await
-        .unwrap()
-        .into_inner();
     assert_eq!(
-        orders.signal_count, 1,
+        signal_count(&mut client, "orders", "o-1").await,
+        1,
         "the allowed first message was delivered"
     );
     assert_eq!(
-        billing.signal_count, 0,
+        signal_count(&mut client, "billing", "inv-1").await,
+        0,
         "the denied second message never reached the handler"
     );
     assert!(
@@ -302,14 +311,7 @@ async fn a_denied_message_in_a_client_stream_ends_the_call_and_never_reaches_the
 async fn a_denied_message_in_a_bidirectional_stream_ends_the_call_and_never_reaches_the_handler() {
     let (addr, _log) = serve(demo_layer()).await;
     let mut client = client(addr).await;
-    client
-        .start_workflow(as_user("alice-token", start("orders", "o-1")))
-        .await
-        .unwrap();
-    client
-        .start_workflow(as_user("carol-token", start("billing", "inv-1")))
-        .await
-        .unwrap();
+    start_orders_and_billing(&mut client).await;
     let (send, outbound) = tokio::sync::mpsc::channel(4);
     send.send(signal("orders", "o-1", "approve")).await.unwrap();
     let mut events = client
@@ -339,30 +341,13 @@ async fn a_denied_message_in_a_bidirectional_stream_ends_the_call_and_never_reac
     );
     drop(send);
 
-    let count = |namespace: &'static str, id: &'static str| {
-        let mut client = client.clone();
-        async move {
-            client
-                .describe_workflow(as_user(
-                    "root-token",
-                    DescribeWorkflowRequest {
-                        namespace: namespace.into(),
-                        execution: execution(id),
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .signal_count
-        }
-    };
     assert_eq!(
-        count("orders", "o-1").await,
+        signal_count(&mut client, "orders", "o-1").await,
         1,
         "the allowed first message was applied"
     );
     assert_eq!(
-        count("billing", "inv-1").await,
+        signal_count(&mut client, "billing", "inv-1").await,
         0,
         "the denied second message never reached the handler"
     );

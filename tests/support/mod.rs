@@ -406,3 +406,19 @@ pub fn counter(snapshot: &MetricsSnapshot, name: &str, labels: &[(&str, &str)]) 
         })
         .sum()
 }
+
+/// Callers by their bare names as tokens: alice, bob and mallory write `orders`; root is a
+/// system admin. Who started an instance, not the role, tells these writers apart.
+pub fn instance_identities() -> warden_core::identity::StaticTokenMapper {
+    use warden_core::{Claims, Roles};
+    let writer =
+        |name: &str| Claims::for_subject(name).with_namespace_role("orders", Roles::WRITER);
+    warden_core::identity::StaticTokenMapper::new()
+        .with_token("alice", writer("alice"))
+        .with_token("bob", writer("bob"))
+        .with_token("mallory", writer("mallory"))
+        .with_token(
+            "root",
+            Claims::for_subject("root").with_system_role(Roles::ADMIN),
+        )
+}
