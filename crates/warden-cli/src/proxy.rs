@@ -1,42 +1,12 @@
 //! `warden proxy` and `warden pdp`: load the config, start, serve until SIGINT or SIGTERM.
 
-use std::{future::Future, net::SocketAddr, path::Path, process::ExitCode};
+use std::{future::Future, path::Path, process::ExitCode};
 
 use warden_proxy::{
-    Proxy, ProxyConfig, ProxyError,
+    Listening, Proxy, ProxyConfig, ProxyError,
     config::LogConfig,
     pdp::{PdpConfig, PdpServer},
 };
-
-/// What both servers offer once started.
-trait Server: Sized {
-    fn local_addr(&self) -> SocketAddr;
-    fn metrics_addr(&self) -> Option<SocketAddr>;
-    fn shutdown(&self);
-    fn wait(self) -> impl Future<Output = Result<(), ProxyError>>;
-}
-
-macro_rules! server {
-    ($type:ty) => {
-        impl Server for $type {
-            fn local_addr(&self) -> SocketAddr {
-                <$type>::local_addr(self)
-            }
-            fn metrics_addr(&self) -> Option<SocketAddr> {
-                <$type>::metrics_addr(self)
-            }
-            fn shutdown(&self) {
-                <$type>::shutdown(self)
-            }
-            fn wait(self) -> impl Future<Output = Result<(), ProxyError>> {
-                <$type>::wait(self)
-            }
-        }
-    };
-}
-
-server!(Proxy);
-server!(PdpServer);
 
 /// Runs the proxy until SIGINT or SIGTERM.
 pub(crate) fn run(path: &Path, check: bool) -> ExitCode {
@@ -44,7 +14,7 @@ pub(crate) fn run(path: &Path, check: bool) -> ExitCode {
         Ok(config) => {
             let log = config.log.clone();
             serve("warden proxy", path, check, &log, move |base| async move {
-                Proxy::start(config, &base).await
+                Proxy::start(config, &base).await.map(Listening::from)
             })
         }
         Err(e) => fail("warden proxy", &ProxyError::Config(e.into())),
@@ -57,14 +27,14 @@ pub(crate) fn run_pdp(path: &Path, check: bool) -> ExitCode {
         Ok(config) => {
             let log = config.log.clone();
             serve("warden pdp", path, check, &log, move |base| async move {
-                PdpServer::start(config, &base).await
+                PdpServer::start(config, &base).await.map(Listening::from)
             })
         }
         Err(e) => fail("warden pdp", &ProxyError::Config(e.into())),
     }
 }
 
-fn serve<S, F>(
+fn serve<F>(
     name: &str,
     path: &Path,
     check: bool,
@@ -72,8 +42,7 @@ fn serve<S, F>(
     start: impl FnOnce(std::path::PathBuf) -> F,
 ) -> ExitCode
 where
-    S: Server,
-    F: Future<Output = Result<S, ProxyError>>,
+    F: Future<Output = Result<Listening, ProxyError>>,
 {
     if let Err(e) = warden_proxy::init_logging(log) {
         return fail(name, &e);

@@ -165,9 +165,10 @@ pub struct Proxy {
     listening: Listening,
 }
 
-/// A listener serving routes until shut down: what the proxy and the decision point share.
+/// A listener serving routes until shut down: what a started [`Proxy`] or
+/// [`pdp::PdpServer`] is, for code that runs either (`warden proxy`, `warden pdp`).
 #[derive(Debug)]
-pub(crate) struct Listening {
+pub struct Listening {
     address: SocketAddr,
     metrics_address: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
@@ -240,12 +241,12 @@ impl Proxy {
 
     /// The address the proxy listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listening.address
+        self.listening.local_addr()
     }
 
     /// The address of the Prometheus endpoint, when configured.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.listening.metrics_address
+        self.listening.metrics_addr()
     }
 
     /// Begins a graceful shutdown (see [`Proxy::wait`]).
@@ -260,12 +261,31 @@ impl Proxy {
     }
 }
 
+impl From<Proxy> for Listening {
+    fn from(proxy: Proxy) -> Self {
+        proxy.listening
+    }
+}
+
 impl Listening {
-    pub(crate) fn shutdown(&self) {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The address of the Prometheus endpoint, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_address
+    }
+
+    /// Begins a graceful shutdown: stop accepting, drain, then stop.
+    pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);
     }
 
-    pub(crate) async fn wait(self) -> Result<(), ProxyError> {
+    /// Waits until it stops: after [`Listening::shutdown`] and the drain, or on a server
+    /// error.
+    pub async fn wait(self) -> Result<(), ProxyError> {
         match self.task.await {
             Ok(result) => result,
             Err(e) => Err(ProxyError::Serve(e.to_string())),

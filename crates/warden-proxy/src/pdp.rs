@@ -221,12 +221,12 @@ impl PdpServer {
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listening.address
+        self.listening.local_addr()
     }
 
     /// The address of the Prometheus endpoint, when configured.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.listening.metrics_address
+        self.listening.metrics_addr()
     }
 
     /// Begins a graceful shutdown.
@@ -237,5 +237,11 @@ impl PdpServer {
     /// Waits until it stops.
     pub async fn wait(self) -> Result<(), ProxyError> {
         self.listening.wait().await
+    }
+}
+
+impl From<PdpServer> for Listening {
+    fn from(server: PdpServer) -> Self {
+        server.listening
     }
 }
