@@ -32,7 +32,7 @@ use tower_service::Service;
 
 use warden_tower::{
     CallExt,
-    rejection::{Code, grpc_trailers_only},
+    rejection::{Code, grpc_status, grpc_trailers_only},
 };
 
 use crate::{ProxyConfigError, ProxyError, config::UpstreamConfig, invalid, telemetry};
@@ -383,13 +383,6 @@ fn local(response: Response<Bytes>) -> Response<ForwardBody> {
     })
 }
 
-/// `grpc-status` and `grpc-message` as trailers (encoded as a trailers-only answer would be).
-fn status_trailers(code: Code, message: &str) -> http::HeaderMap {
-    let mut headers = grpc_trailers_only(code, message).into_parts().0.headers;
-    headers.remove(http::header::CONTENT_TYPE);
-    headers
-}
-
 /// A trailers-only `UNAVAILABLE`, counted as an upstream error.
 fn unavailable(message: &str, reason: &'static str) -> Response<ForwardBody> {
     telemetry::upstream_error(reason);
@@ -432,7 +425,7 @@ impl Body for ForwardBody {
                 let message = format!("warden proxy: the upstream failed mid-answer: {error}");
                 tracing::warn!(reason = "stream", error = %message, "upstream call failed");
                 telemetry::upstream_error("stream");
-                Poll::Ready(Some(Ok(Frame::trailers(status_trailers(
+                Poll::Ready(Some(Ok(Frame::trailers(grpc_status(
                     Code::Unavailable,
                     &message,
                 )))))

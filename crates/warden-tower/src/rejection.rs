@@ -10,7 +10,7 @@
 use std::{borrow::Cow, fmt, sync::Arc};
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use warden_core::{Decision, Protocol};
 
@@ -232,6 +232,21 @@ pub fn grpc_trailers_only(code: Code, message: &str) -> Response<Bytes> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
+    put_grpc_status(headers, code, message);
+    response
+}
+
+/// `grpc-status` and `grpc-message` (percent-encoded as gRPC requires), for the trailers of a
+/// response or a trailers-only answer; an `UNIMPLEMENTED` status names the encodings Warden
+/// accepts too.
+pub fn grpc_status(code: Code, message: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    put_grpc_status(&mut headers, code, message);
+    headers
+}
+
+/// Writes [`grpc_status`] into `headers` (a denial's own response: no second map).
+fn put_grpc_status(headers: &mut HeaderMap, code: Code, message: &str) {
     headers.insert("grpc-status", HeaderValue::from(code.as_i32()));
     let encoded = utf8_percent_encode(message, GRPC_MESSAGE).to_string();
     if let Ok(value) = HeaderValue::from_str(&encoded) {
@@ -242,7 +257,6 @@ pub fn grpc_trailers_only(code: Code, message: &str) -> Response<Bytes> {
     {
         headers.insert("grpc-accept-encoding", value);
     }
-    response
 }
 
 fn json_error(status: StatusCode, code: Code, message: &str) -> Response<Bytes> {
