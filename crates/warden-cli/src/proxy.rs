@@ -5,7 +5,7 @@ use std::{future::Future, path::Path, process::ExitCode};
 use warden_proxy::{
     Listening, Proxy, ProxyConfig, ProxyError,
     config::LogConfig,
-    pdp::{PdpConfig, PdpServer},
+    pdp::{self, PdpConfig},
 };
 
 /// Runs the proxy until SIGINT or SIGTERM.
@@ -27,7 +27,7 @@ pub(crate) fn run_pdp(path: &Path, check: bool) -> ExitCode {
         Ok(config) => {
             let log = config.log.clone();
             serve("warden pdp", path, check, &log, move |base| async move {
-                PdpServer::start(config, &base).await.map(Listening::from)
+                pdp::start(config, &base).await
             })
         }
         Err(e) => fail("warden pdp", &ProxyError::Config(e.into())),

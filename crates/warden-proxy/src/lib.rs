@@ -165,8 +165,8 @@ pub struct Proxy {
     listening: Listening,
 }
 
-/// A listener serving routes until shut down: what a started [`Proxy`] or
-/// [`pdp::PdpServer`] is, for code that runs either (`warden proxy`, `warden pdp`).
+/// A listener serving routes until shut down: a started [`Proxy`] (by [`From`]) or decision
+/// point ([`pdp::start`]), for code that runs either (`warden proxy`, `warden pdp`).
 #[derive(Debug)]
 pub struct Listening {
     address: SocketAddr,

@@ -33,7 +33,6 @@
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -166,82 +165,47 @@ pub async fn decision_point(config: &PdpConfig, base: &Path) -> Result<DecisionP
     Ok(DecisionPoint::new(model, resolver).with_limits(config.limits))
 }
 
-/// A running decision point server.
-#[derive(Debug)]
-pub struct PdpServer {
-    listening: Listening,
-}
-
-impl PdpServer {
-    /// Builds everything `config` names (relative paths from `base`), binds the listeners and
-    /// starts serving. Every config and start-up error surfaces here.
-    pub async fn start(config: PdpConfig, base: &Path) -> Result<Self, ProxyError> {
-        let point = decision_point(&config, base).await?;
-        let policies = PoliciesConfig {
-            policies: config.policies.clone(),
-            authorize: config.authorize.clone(),
-        }
-        .build(base, None)
-        .map_err(|e| ProxyError::Config(e.into()))?;
-        let (grpc, http) = maps()?;
-        let mut builder = WardenLayer::builder(grpc)
-            .http_routes(http)
-            .peer_from(warden_identity::tonic::peer)
-            .authenticate_with(crate::authenticate(&config.identity, base).await?);
-        for (kind, policy) in policies.kinds() {
-            builder = builder.kinds(KindSet::one(kind), std::sync::Arc::clone(policy));
-        }
-        let warden = builder.build().map_err(|e| ProxyError::Config(e.into()))?;
-
-        let decisions =
-            tonic::service::Routes::new(DecisionService::new(point.clone()).into_server())
-                .into_axum_router()
-                .merge(warden_pdp::authzen::router(point));
-        let (reporter, health) = tonic_health::server::health_reporter();
-        for service in ["", "warden.pdp.v1.DecisionService"] {
-            reporter
-                .set_service_status(service, tonic_health::ServingStatus::Serving)
-                .await;
-        }
-        // Health answers without credentials; every decision call passes the Warden stack.
-        let routes = tonic::service::Routes::new(health)
-            .into_axum_router()
-            .fallback_service(warden.layer(decisions));
-        let listening = listen(
-            routes,
-            &config.listen,
-            config.metrics.as_ref(),
-            base,
-            reporter,
-        )
-        .await?;
-        tracing::info!(address = %listening.address, metrics = ?listening.metrics_address, "warden pdp listening");
-        Ok(Self { listening })
+/// Builds everything `config` names (relative paths from `base`), binds the listeners and
+/// starts serving the decision point. Every config and start-up error surfaces here.
+pub async fn start(config: PdpConfig, base: &Path) -> Result<Listening, ProxyError> {
+    let point = decision_point(&config, base).await?;
+    let policies = PoliciesConfig {
+        policies: config.policies.clone(),
+        authorize: config.authorize.clone(),
     }
-
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listening.local_addr()
+    .build(base, None)
+    .map_err(|e| ProxyError::Config(e.into()))?;
+    let (grpc, http) = maps()?;
+    let mut builder = WardenLayer::builder(grpc)
+        .http_routes(http)
+        .peer_from(warden_identity::tonic::peer)
+        .authenticate_with(crate::authenticate(&config.identity, base).await?);
+    for (kind, policy) in policies.kinds() {
+        builder = builder.kinds(KindSet::one(kind), std::sync::Arc::clone(policy));
     }
+    let warden = builder.build().map_err(|e| ProxyError::Config(e.into()))?;
 
-    /// The address of the Prometheus endpoint, when configured.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.listening.metrics_addr()
+    let decisions = tonic::service::Routes::new(DecisionService::new(point.clone()).into_server())
+        .into_axum_router()
+        .merge(warden_pdp::authzen::router(point));
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for service in ["", "warden.pdp.v1.DecisionService"] {
+        reporter
+            .set_service_status(service, tonic_health::ServingStatus::Serving)
+            .await;
     }
-
-    /// Begins a graceful shutdown.
-    pub fn shutdown(&self) {
-        self.listening.shutdown();
-    }
-
-    /// Waits until it stops.
-    pub async fn wait(self) -> Result<(), ProxyError> {
-        self.listening.wait().await
-    }
-}
-
-impl From<PdpServer> for Listening {
-    fn from(server: PdpServer) -> Self {
-        server.listening
-    }
+    // Health answers without credentials; every decision call passes the Warden stack.
+    let routes = tonic::service::Routes::new(health)
+        .into_axum_router()
+        .fallback_service(warden.layer(decisions));
+    let listening = listen(
+        routes,
+        &config.listen,
+        config.metrics.as_ref(),
+        base,
+        reporter,
+    )
+    .await?;
+    tracing::info!(address = %listening.address, metrics = ?listening.metrics_address, "warden pdp listening");
+    Ok(listening)
 }
